@@ -1,0 +1,199 @@
+"""Assessment -> US Core screening resources: QuestionnaireResponse (the form as answered), a panel Observation
+whose members are one Observation per answered item and the total score, and a Flag per risk rule that fires.
+
+Following US Core's screening pattern: the QuestionnaireResponse is the source of truth and every Observation
+is `derivedFrom` it. A missing item means no total-score Observation at all (never a fabricated 0); the panel
+says why in a note. A risk rule (PHQ-9 item 9 above 0, C-SSRS behavior or intent) fires on the items, whatever
+the total, and becomes a Flag that a receiving clinician's system shows on the chart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapter import fhir
+from adapter.fhir import Resource
+from adapter.mappings import profiles
+from adapter.mappings.codes import score_quantity
+from adapter.mappings.context import MappingContext, fhir_instant
+from adapter.mappings.datatypes import drop_empty, meta
+from adapter.records import Assessment
+from adapter.terminology import systems
+from adapter.terminology.catalog import instrument
+from adapter.terminology.models import Coding, RiskRule
+from adapter.terminology.scoring import ResolvedAnswer, ScoreResult, score
+
+_SURVEY = fhir.concept(systems.OBSERVATION_CATEGORY, "survey", "Survey")
+_OBSERVATION_STATUS = {"completed": "final", "amended": "amended", "entered-in-error": "entered-in-error"}
+_FLAG_PRIORITY = {"high": ("PH", "High priority"), "moderate": ("PM", "Medium priority"), "low": ("PL", "Low priority")}
+_CLINICAL_FLAG = fhir.concept(profiles.FLAG_CATEGORY, "clinical", "Clinical")
+LOINC_QUESTIONNAIRE_BASE = "http://loinc.org/q/"  # LOINC form canonicals as LHC-Forms publishes them
+
+
+def _ids(asm: Assessment, ctx: MappingContext) -> dict[str, Any]:
+    return {
+        "qr": ctx.id("QuestionnaireResponse", asm.id),
+        "panel": ctx.id("Observation", asm.id, "panel"),
+        "total": ctx.id("Observation", asm.id, "total"),
+        "risk": ctx.id("Observation", asm.id, "risk-level"),
+    }
+
+
+def _item_id(asm: Assessment, key: str, ctx: MappingContext) -> str:
+    return ctx.id("Observation", asm.id, "item", key)
+
+
+def _performer(asm: Assessment, ctx: MappingContext) -> list[dict[str, Any]]:
+    if asm.administered_by:
+        return [ctx.practitioner_ref(asm.administered_by)]
+    return [ctx.ref("Patient", asm.client)]
+
+
+def _observation(asm: Assessment, ctx: MappingContext, obs_id: str, code: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": obs_id,
+        "meta": meta(profiles.US_CORE_SCREENING),
+        "status": _OBSERVATION_STATUS[asm.status],
+        "category": [_SURVEY],
+        "code": code,
+        "subject": ctx.ref("Patient", asm.client),
+        "encounter": ctx.ref("Encounter", asm.visit) if asm.visit else None,
+        "effectiveDateTime": fhir_instant(asm.administered_at),
+        "performer": _performer(asm, ctx),
+    }
+
+
+def _answer_value(answer: ResolvedAnswer) -> dict[str, Any]:
+    coding = answer.coding.fhir_coding()
+    return {"valueCoding": coding} if coding else {"valueString": answer.coding.display}
+
+
+def questionnaire_response(asm: Assessment, result: ScoreResult, ctx: MappingContext) -> Resource:
+    inst = result.instrument
+    items = [
+        {
+            "linkId": a.item.code or a.item.key,
+            "text": a.item.text,
+            "answer": [_answer_value(a)],
+        }
+        for a in result.answers
+    ]
+    if result.total is not None and inst.total:
+        items.append({"linkId": inst.total.code, "text": inst.total.display, "answer": [{"valueInteger": result.total}]})
+    author = _performer(asm, ctx)[0]
+    return drop_empty(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "id": ctx.id("QuestionnaireResponse", asm.id),
+            "meta": meta(profiles.US_CORE_QUESTIONNAIRE_RESPONSE),
+            "identifier": ctx.record_identifier("assessment", asm.id),
+            "questionnaire": LOINC_QUESTIONNAIRE_BASE + inst.panel.code,
+            "status": "entered-in-error" if asm.status == "entered-in-error" else asm.status,
+            "subject": ctx.ref("Patient", asm.client),
+            "encounter": ctx.ref("Encounter", asm.visit) if asm.visit else None,
+            "authored": fhir_instant(asm.administered_at),
+            "author": author,
+            "source": ctx.ref("Patient", asm.client) if asm.self_reported else None,
+            "item": items,
+        }
+    )
+
+
+_SEVERITY_RANK = {"low": 0, "moderate": 1, "high": 2}
+
+
+def risk_flag(asm: Assessment, rules: tuple[RiskRule, ...], details: list[str], ctx: MappingContext) -> Resource:
+    """One Flag per administration: coded by the most severe rule that fired, naming every rule in its text,
+    pointing (flag-detail) at the Observations that triggered it, with a priority a clinician cannot miss."""
+    top = max(rules, key=lambda r: _SEVERITY_RANK[r.severity])  # first of the most severe, in catalog order
+    priority_code, priority_display = _FLAG_PRIORITY[top.severity]
+    extensions: list[dict[str, Any]] = [
+        {"url": profiles.FLAG_DETAIL_EXTENSION, "valueReference": fhir.reference("Observation", d)} for d in details
+    ]
+    extensions.append(
+        {
+            "url": profiles.FLAG_PRIORITY_EXTENSION,
+            "valueCodeableConcept": fhir.concept(profiles.FLAG_PRIORITY, priority_code, priority_display),
+        }
+    )
+    code = top.coding.fhir_concept()
+    code["text"] = "; ".join([top.display, *(r.display for r in rules if r is not top)])
+    return drop_empty(
+        {
+            "resourceType": "Flag",
+            "id": ctx.id("Flag", asm.id, "risk"),
+            "extension": extensions,
+            "identifier": [ctx.record_identifier("assessment-risk", asm.id)],
+            "status": "entered-in-error" if asm.status == "entered-in-error" else "active",
+            "category": [_CLINICAL_FLAG],
+            "code": code,
+            "subject": ctx.ref("Patient", asm.client),
+            "period": {"start": fhir_instant(asm.administered_at)},
+            "encounter": ctx.ref("Encounter", asm.visit) if asm.visit else None,
+            "author": _performer(asm, ctx)[0] if asm.administered_by else ctx.clinic_ref(asm.program),
+        }
+    )
+
+
+def _concept(coding: Coding) -> dict[str, Any]:
+    return coding.fhir_concept()
+
+
+def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
+    inst = instrument(asm.instrument)
+    result = score(inst, asm.answers, stated_total=asm.stated_total)
+    ids = _ids(asm, ctx)
+    derived = [fhir.reference("QuestionnaireResponse", ids["qr"])]
+
+    members: list[Resource] = []
+    item_obs: dict[str, str] = {}
+    for answer in result.answers:
+        obs = _observation(asm, ctx, _item_id(asm, answer.item.key, ctx), _concept(answer.item.coding))
+        coding = answer.coding.fhir_coding()
+        obs["valueCodeableConcept"] = {"coding": [coding]} if coding else {"text": answer.coding.display}
+        obs["derivedFrom"] = derived
+        members.append(drop_empty(obs))
+        item_obs[answer.item.key] = obs["id"]
+
+    total_id = None
+    if result.total is not None and inst.total:
+        total = _observation(asm, ctx, ids["total"], _concept(inst.total.coding))
+        total["valueQuantity"] = score_quantity(result.total, unit=inst.unit)
+        if result.band:
+            total["interpretation"] = [_concept(result.band.coding)]
+        total["derivedFrom"] = derived
+        members.append(drop_empty(total))
+        total_id = total["id"]
+
+    risk_id = None
+    if result.risk_level and inst.risk_level:
+        risk = _observation(asm, ctx, ids["risk"], _concept(inst.risk_level.coding))
+        risk["valueCodeableConcept"] = _concept(result.risk_level.coding)
+        risk["derivedFrom"] = derived
+        members.append(drop_empty(risk))
+        risk_id = risk["id"]
+
+    panel = _observation(asm, ctx, ids["panel"], _concept(inst.panel.coding))
+    panel["hasMember"] = [fhir.reference("Observation", m["id"]) for m in members]
+    panel["derivedFrom"] = derived
+    if result.missing and inst.total:
+        panel["note"] = [
+            {"text": f"Incomplete: item(s) {', '.join(result.missing)} not answered, so no total score is reported."}
+        ]
+    if not members:
+        # us-core-2 / obs-6: a panel with neither value nor members must say why.
+        panel["dataAbsentReason"] = fhir.concept(systems.DATA_ABSENT_REASON, "asked-unknown", "Asked But Unknown")
+
+    flags = []
+    if result.risk_rules:
+        details: list[str] = []
+        for rule in result.risk_rules:
+            details += [item_obs[p.item] for p in rule.when if p.item and p.item in item_obs]
+            if any(p.total for p in rule.when) and total_id:
+                details.append(total_id)
+        if risk_id:
+            details.append(risk_id)
+        flags.append(risk_flag(asm, result.risk_rules, list(dict.fromkeys(details)), ctx))
+
+    return [questionnaire_response(asm, result, ctx), drop_empty(panel), *members, *flags]

@@ -1,0 +1,145 @@
+"""A client's chart -> the FHIR resources it becomes, and the collection Bundle that carries them.
+
+Pure: the same chart and context give the same resources in the same order, byte for byte once serialized.
+The Bundle is self-contained: it carries the practitioners and organizations its resources reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from adapter.fhir import Resource
+from adapter.mappings import (
+    assessment,
+    careplan,
+    condition,
+    consent,
+    directory,
+    encounter,
+    medication,
+    note,
+    patient,
+    referral,
+    safety_plan,
+)
+from adapter.mappings.context import MappingContext, fhir_instant
+from adapter.mappings.provenance import batch_provenance
+from adapter.records.chart import Chart, links
+
+Mapper = Callable[[Any, MappingContext], list[Resource]]
+
+# Chart lists in the order their resources appear in the Bundle: visits first, since the rest name them.
+CHART_MAPPERS: tuple[tuple[str, Mapper], ...] = (
+    ("visits", encounter.to_fhir),
+    ("diagnoses", condition.to_fhir),
+    ("assessments", assessment.to_fhir),
+    ("treatment_plans", careplan.to_fhir),
+    ("safety_plans", safety_plan.to_fhir),
+    ("referrals", referral.to_fhir),
+    ("notes", note.to_fhir),
+    ("medication_orders", medication.order_to_fhir),
+    ("reported_medications", medication.reported_to_fhir),
+    ("consents", consent.to_fhir),
+)
+
+
+def clinical_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
+    resources = patient.to_fhir(chart.client, ctx)
+    for attribute, mapper in CHART_MAPPERS:
+        for record in getattr(chart, attribute):
+            resources += mapper(record, ctx)
+    return resources
+
+
+def directory_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
+    """The programs, organizations and practitioners the chart's records link to (parents of programs and of
+    organizations included), each mapped once per context."""
+    d = ctx.directory
+    practitioners: set[str] = set()
+    organizations: set[str] = set()
+    programs: set[str] = set()
+    wanted = {"practitioner": practitioners, "organization": organizations, "program": programs}
+    for record in chart.records():
+        for _field, kind, target in links(record):
+            if kind in wanted:
+                wanted[kind].add(target)
+    organizations.update(d.programs[p].organization for p in programs)
+    pending = list(organizations)
+    while pending:  # walk partOf chains up to the top organization
+        parent = d.organizations[pending.pop()].part_of
+        if parent and parent not in organizations:
+            organizations.add(parent)
+            pending.append(parent)
+
+    def memo(kind: str, key: str, build: Callable[[], Resource]) -> Resource:
+        if (kind, key) not in ctx.memo:
+            ctx.memo[(kind, key)] = build()
+        return ctx.memo[(kind, key)]  # type: ignore[no-any-return]
+
+    out = [memo("program", p, lambda p=p: directory.program(d.programs[p], ctx)) for p in sorted(programs)]
+    out += [memo("organization", o, lambda o=o: directory.organization(d.organizations[o], ctx))
+            for o in sorted(organizations)]
+    out += [memo("practitioner", p, lambda p=p: directory.practitioner(d.practitioners[p], ctx))
+            for p in sorted(practitioners)]
+    return out
+
+
+def _instants(node: Any) -> Iterator[datetime]:
+    if isinstance(node, datetime):
+        yield node
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            yield from _instants(getattr(node, name))
+    elif isinstance(node, tuple | list):
+        for item in node:
+            yield from _instants(item)
+
+
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def newest_instant(chart: Chart) -> datetime:
+    """The latest timestamp in a chart: the default Provenance.recorded, so output does not depend on the clock."""
+    return max(_instants(list(chart.records())), default=_EPOCH)
+
+
+def recorded_instant(chart: Chart, ctx: MappingContext) -> datetime:
+    return ctx.recorded_at or newest_instant(chart)
+
+
+def chart_resources(chart: Chart, ctx: MappingContext, recorded: datetime | None = None) -> list[Resource]:
+    """Every resource of one client's Bundle, in Bundle order, the batch Provenance last."""
+    clinical = clinical_resources(chart, ctx)
+    resources = clinical + directory_resources(chart, ctx)
+    # The author of the batch is the organization that runs the program holding the client's records.
+    program = chart.client.program or next(r.program for r in chart.records() if hasattr(r, "program") and r.program)
+    clinic = ctx.clinic_ref(program)
+    resources.append(
+        batch_provenance(
+            chart.client.id,
+            clinical,
+            author=clinic,
+            transmitter=clinic,
+            recorded=recorded or recorded_instant(chart, ctx),
+            ctx=ctx,
+        )
+    )
+    return resources
+
+
+def collection_bundle(
+    chart: Chart, resources: list[Resource], ctx: MappingContext, recorded: datetime | None = None
+) -> Resource:
+    recorded = recorded or recorded_instant(chart, ctx)
+    return {
+        "resourceType": "Bundle",
+        "id": ctx.id("Bundle", chart.client.id),
+        "identifier": ctx.record_identifier("client-bundle", chart.client.id),
+        "type": "collection",
+        "timestamp": fhir_instant(recorded),
+        "entry": [{"fullUrl": ctx.full_url(r), "resource": r} for r in resources],
+    }

@@ -1,0 +1,72 @@
+"""The explicit context every mapping receives: the clock, the id namespace, the clinic's directory.
+
+A mapping never calls ``datetime.now()`` or ``uuid4()``: what varies comes from here, so mapping the same
+records with the same context gives byte-identical FHIR.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from adapter import fhir
+from adapter.records.chart import Directory
+
+DEFAULT_FHIR_BASE = "https://fhir.riverbend.example.org/fhir"
+DEFAULT_NAMESPACE = fhir.ID_NAMESPACE
+
+
+@dataclass(frozen=True, slots=True)
+class MappingContext:
+    directory: Directory
+    fhir_base: str = DEFAULT_FHIR_BASE  # base of fullUrls and of the adapter's own identifier systems
+    namespace: uuid.UUID = DEFAULT_NAMESPACE  # uuid5 namespace of resource ids: one per clinic
+    recorded_at: datetime | None = None  # Provenance.recorded; None: the newest instant in the client's chart
+    # Directory resources mapped once per context and shared by every chart's Bundle (resources are never mutated
+    # after mapping: consent redaction rebuilds, it does not edit).
+    memo: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    # --- identity -------------------------------------------------------------------------------------------
+    def id(self, resource_type: str, *key: str) -> str:
+        return fhir.deterministic_id(resource_type, *key, namespace=self.namespace)
+
+    def ref(self, resource_type: str, *key: str, display: str | None = None) -> dict[str, Any]:
+        return fhir.reference(resource_type, self.id(resource_type, *key), display)
+
+    def full_url(self, resource: dict[str, Any]) -> str:
+        return f"{self.fhir_base}/{resource['resourceType']}/{resource['id']}"
+
+    def record_identifier(self, kind: str, record_id: str, *suffix: str) -> dict[str, Any]:
+        """The business identifier of a resource: the clinic record it came from (idempotent sync keys on it)."""
+        value = "|".join((record_id, *suffix)) if suffix else record_id
+        return {"system": f"{self.fhir_base}/sid/{kind}", "value": value}
+
+    # --- the clinic's directory -----------------------------------------------------------------------------
+    def practitioner_ref(self, practitioner_id: str) -> dict[str, Any]:
+        return self.ref("Practitioner", practitioner_id)
+
+    def organization_ref(self, organization_id: str) -> dict[str, Any]:
+        return self.ref("Organization", organization_id)
+
+    def program_ref(self, program_id: str) -> dict[str, Any]:
+        """A program is an Organization (type dept) that is part of the clinic's organization."""
+        return self.ref("Organization", "program", program_id)
+
+    def clinic_ref(self, program_id: str) -> dict[str, Any]:
+        """The organization that runs a program: custodian and author of the clinic's records."""
+        return self.organization_ref(self.directory.programs[program_id].organization)
+
+    def is_part2(self, program_id: str) -> bool:
+        return self.directory.programs[program_id].part2_program
+
+
+def fhir_instant(value: datetime) -> str:
+    """FHIR instant/dateTime text with seconds and the offset as given (Z for UTC)."""
+    text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def fhir_date(value: date) -> str:
+    return value.isoformat()

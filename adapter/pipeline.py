@@ -1,0 +1,82 @@
+"""The mapping service: records in, validated FHIR out, one client at a time. Used by the CLI and the API.
+
+Streaming by client keeps memory flat whatever the size of the export. A client whose resources fail FHIR
+validation (a mapping defect, never the user's input) is reported and not emitted: no partial Bundles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapter import fhir
+from adapter.errors import AdapterError, FhirValidationError, Problem
+from adapter.fhir import Resource
+from adapter.mappings.bundle import chart_resources, collection_bundle, recorded_instant
+from adapter.mappings.context import MappingContext
+from adapter.records.chart import Chart, Clinic, assemble
+from adapter.records.loader import load_paths
+from adapter.schema import validator
+from adapter.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class MappedChart:
+    client_id: str
+    source: str
+    resources: list[Resource]
+    bundle: Resource
+
+
+@dataclass(slots=True)
+class LoadedClinic:
+    clinic: Clinic
+    problems: list[Problem] = field(default_factory=list)  # input problems: file, record, field
+    records_read: int = 0
+
+
+def load(paths: Sequence[Path]) -> LoadedClinic:
+    loaded = load_paths(paths)
+    clinic = assemble(loaded.records)
+    return LoadedClinic(clinic=clinic, problems=loaded.problems + clinic.problems, records_read=len(loaded.records))
+
+
+def context(clinic: Clinic, settings: Settings) -> MappingContext:
+    return MappingContext(
+        directory=clinic.directory,
+        fhir_base=settings.fhir_base.rstrip("/"),
+        namespace=settings.id_namespace,
+        recorded_at=settings.recorded_at,
+    )
+
+
+def validate_resources(resources: Sequence[Resource], *, strict: bool) -> None:
+    """Fast compiled validation of every resource; with `strict`, fhir.resources (the reference) as well."""
+    for resource in resources:
+        validator.validate(resource)
+        if strict:
+            fhir.reference_validate(resource)
+
+
+def map_chart(chart: Chart, ctx: MappingContext, *, strict: bool = False) -> MappedChart:
+    recorded = recorded_instant(chart, ctx)
+    resources = chart_resources(chart, ctx, recorded)
+    validate_resources(resources, strict=strict)
+    return MappedChart(chart.client.id, chart.source, resources, collection_bundle(chart, resources, ctx, recorded))
+
+
+def map_charts(
+    clinic: Clinic, ctx: MappingContext, *, strict: bool = False
+) -> Iterator[MappedChart | AdapterError]:
+    """Each chart's mapping, or the error that kept it from being emitted (named by client record id)."""
+    for chart in clinic.charts:
+        try:
+            yield map_chart(chart, ctx, strict=strict)
+        except FhirValidationError as exc:
+            yield FhirValidationError(
+                f"client {chart.client.id}: mapping produced invalid FHIR (a defect: please report it)",
+                [Problem(p.message, location=chart.source, record_id=chart.client.id, field=p.field) for p in exc.problems],
+            )
+        except AdapterError as exc:
+            yield exc

@@ -1,0 +1,231 @@
+"""Assemble loaded records into per-client charts, checking every link between records.
+
+A record whose links do not resolve (unknown client, practitioner, diagnosis, visit ...) is rejected with a
+problem naming the field; so is a record that depends on a rejected one. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapter.errors import Problem
+from adapter.records import (
+    Assessment,
+    Client,
+    Consent,
+    Diagnosis,
+    MedicationOrder,
+    Organization,
+    Practitioner,
+    Program,
+    ProgressNote,
+    Referral,
+    ReportedMedication,
+    SafetyPlan,
+    TreatmentPlan,
+    Visit,
+)
+from adapter.records.loader import SourcedRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    practitioners: dict[str, Practitioner]
+    organizations: dict[str, Organization]
+    programs: dict[str, Program]
+
+
+@dataclass(slots=True)
+class Chart:
+    """Everything the clinic holds about one client, links resolved."""
+
+    client: Client
+    source: str
+    assessments: list[Assessment] = field(default_factory=list)
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    treatment_plans: list[TreatmentPlan] = field(default_factory=list)
+    safety_plans: list[SafetyPlan] = field(default_factory=list)
+    referrals: list[Referral] = field(default_factory=list)
+    notes: list[ProgressNote] = field(default_factory=list)
+    consents: list[Consent] = field(default_factory=list)
+    medication_orders: list[MedicationOrder] = field(default_factory=list)
+    reported_medications: list[ReportedMedication] = field(default_factory=list)
+    visits: list[Visit] = field(default_factory=list)
+
+    def record_count(self) -> int:
+        return 1 + sum(len(getattr(self, name)) for name in _CHART_LISTS.values())
+
+    def records(self) -> Iterator[Any]:
+        """The client record, then every clinical record of the chart."""
+        yield self.client
+        for name in _CHART_LISTS.values():
+            yield from getattr(self, name)
+
+
+_CHART_LISTS: dict[type, str] = {
+    Assessment: "assessments",
+    Diagnosis: "diagnoses",
+    TreatmentPlan: "treatment_plans",
+    SafetyPlan: "safety_plans",
+    Referral: "referrals",
+    ProgressNote: "notes",
+    Consent: "consents",
+    MedicationOrder: "medication_orders",
+    ReportedMedication: "reported_medications",
+    Visit: "visits",
+}
+
+
+@dataclass(slots=True)
+class Clinic:
+    directory: Directory
+    charts: list[Chart]
+    problems: list[Problem]
+
+
+def links(record: Any) -> Iterator[tuple[str, str, str]]:
+    """(field, target kind, target id) for every link a record makes; kinds: practitioner, organization,
+    program, client, diagnosis, visit, assessment, related (a client's related party)."""
+    match record:
+        case Program():
+            yield "organization", "organization", record.organization
+        case Organization() if record.part_of:
+            yield "part_of", "organization", record.part_of
+        case Client() if record.program:
+            yield "program", "program", record.program
+    if hasattr(record, "client") and isinstance(record.client, str):
+        yield "client", "client", record.client
+        yield "program", "program", record.program
+        visit = getattr(record, "visit", None)
+        if visit:
+            yield "visit", "visit", visit
+    match record:
+        case Assessment() if record.administered_by:
+            yield "administered_by", "practitioner", record.administered_by
+        case Diagnosis() if record.recorded_by:
+            yield "recorded_by", "practitioner", record.recorded_by
+        case TreatmentPlan():
+            yield "author", "practitioner", record.author
+            for i, dx in enumerate(record.problems):
+                yield f"problems[{i}]", "diagnosis", dx
+            for i, iv in enumerate(record.interventions):
+                if iv.provider:
+                    yield f"interventions[{i}].provider", "practitioner", iv.provider
+            for i, sig in enumerate(record.signatures):
+                kind = {"client": "client", "guardian": "related"}.get(sig.role, "practitioner")
+                yield f"signatures[{i}].signer", kind, sig.signer
+        case SafetyPlan():
+            yield "author", "practitioner", record.author
+        case Referral():
+            yield "requested_by", "practitioner", record.requested_by
+            if record.to_organization:
+                yield "to_organization", "organization", record.to_organization
+            if record.to_practitioner:
+                yield "to_practitioner", "practitioner", record.to_practitioner
+            for i, dx in enumerate(record.reasons):
+                yield f"reasons[{i}]", "diagnosis", dx
+            for i, asm in enumerate(record.supporting_assessments):
+                yield f"supporting_assessments[{i}]", "assessment", asm
+        case ProgressNote():
+            yield "author", "practitioner", record.author
+        case Consent():
+            for i, rcp in enumerate(record.recipients):
+                if rcp.organization:
+                    yield f"recipients[{i}].organization", "organization", rcp.organization
+                if rcp.practitioner:
+                    yield f"recipients[{i}].practitioner", "practitioner", rcp.practitioner
+            if record.grantor.related:
+                yield "grantor.related", "related", record.grantor.related
+            if record.witness:
+                yield "witness", "practitioner", record.witness
+        case MedicationOrder():
+            yield "prescriber", "practitioner", record.prescriber
+            for i, dx in enumerate(record.reasons):
+                yield f"reasons[{i}]", "diagnosis", dx
+        case Visit():
+            for i, part in enumerate(record.participants):
+                yield f"participants[{i}].practitioner", "practitioner", part.practitioner
+            for i, dx in enumerate(record.diagnoses):
+                yield f"diagnoses[{i}]", "diagnosis", dx
+
+
+# Kinds whose ids are scoped to one client: a link to them must stay inside the same chart.
+_CLIENT_SCOPED = {"diagnosis", "visit", "assessment"}
+
+
+def assemble(records: Iterable[SourcedRecord]) -> Clinic:
+    """Group records into charts; reject duplicates, dangling links and dependents of rejected records."""
+    problems: list[Problem] = []
+    accepted: dict[tuple[str, str], SourcedRecord] = {}
+    for item in records:
+        key = (item.record.kind, item.record.id)
+        if key in accepted:
+            problems.append(
+                Problem(
+                    f"duplicate {item.record.kind} id (first seen in {accepted[key].source})",
+                    location=item.source,
+                    record_id=item.record.id,
+                    field="id",
+                )
+            )
+            continue
+        accepted[key] = item
+
+    # Fixed point: drop records whose links do not resolve among the still-accepted records.
+    changed = True
+    while changed:
+        changed = False
+        for key, item in list(accepted.items()):
+            problem = _first_broken_link(item, accepted)
+            if problem:
+                problems.append(problem)
+                del accepted[key]
+                changed = True
+
+    directory = Directory(
+        practitioners={i: r.record for (k, i), r in accepted.items() if k == "practitioner"},  # type: ignore[misc]
+        organizations={i: r.record for (k, i), r in accepted.items() if k == "organization"},  # type: ignore[misc]
+        programs={i: r.record for (k, i), r in accepted.items() if k == "program"},  # type: ignore[misc]
+    )
+    charts: dict[str, Chart] = {}
+    for (kind, rid), item in sorted(accepted.items()):
+        if kind == "client":
+            assert isinstance(item.record, Client)
+            charts[rid] = Chart(client=item.record, source=item.source)
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for (_kind, _rid), item in sorted(accepted.items()):
+        client_id = getattr(item.record, "client", None)
+        if isinstance(client_id, str):
+            grouped[client_id].append(item.record)
+    for client_id, items in grouped.items():
+        chart = charts[client_id]
+        for record in items:
+            getattr(chart, _CHART_LISTS[type(record)]).append(record)
+    return Clinic(directory=directory, charts=list(charts.values()), problems=problems)
+
+
+def _first_broken_link(item: SourcedRecord, accepted: dict[tuple[str, str], SourcedRecord]) -> Problem | None:
+    record = item.record
+    for field_name, kind, target in links(record):
+        if kind == "related":
+            client = accepted.get(("client", getattr(record, "client", "")))
+            related = {r.id: r for r in client.record.related} if client else {}  # type: ignore[union-attr]
+            party = related.get(target)
+            if party is None:
+                return _problem(item, field_name, f"unknown related party {target!r} of the client")
+            if field_name == "grantor.related" and not party.legal_representative:
+                return _problem(item, field_name, f"related party {target!r} is not a legal representative")
+            continue
+        linked = accepted.get((kind, target))
+        if linked is None:
+            return _problem(item, field_name, f"unknown or rejected {kind} {target!r}")
+        if kind in _CLIENT_SCOPED and getattr(linked.record, "client", None) != getattr(record, "client", None):
+            return _problem(item, field_name, f"{kind} {target!r} belongs to another client")
+    return None
+
+
+def _problem(item: SourcedRecord, field_name: str, message: str) -> Problem:
+    return Problem(message, location=item.source, record_id=item.record.id, field=field_name)

@@ -1,0 +1,138 @@
+"""Read clinic record files (JSON or XML) into validated records, one problem per bad record.
+
+A file holds one record, a list of records, or `{"records": [...]}` (XML: `<records>` of record elements).
+Records are validated one by one, so a bad record never hides the good ones next to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from adapter.errors import AdapterError, Problem
+from adapter.records import RECORD_ADAPTER, Record
+from adapter.records.checks import record_problems as semantic_problems
+
+SUFFIXES = (".json", ".xml")
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedRecord:
+    record: Record
+    source: str  # file the record came from
+
+
+@dataclass(slots=True)
+class LoadResult:
+    records: list[SourcedRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def extend(self, other: LoadResult) -> None:
+        self.records += other.records
+        self.problems += other.problems
+
+
+def record_problems(exc: ValidationError, *, source: str, record_id: str | None) -> list[Problem]:
+    """One Problem per field, without pydantic's union-tag noise in the path."""
+    problems: list[Problem] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] in _KIND_TAGS:
+            loc = loc[1:]
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(Problem(message, location=source, record_id=record_id, field=".".join(loc) or None))
+    return problems
+
+
+_KIND_TAGS = {
+    "client", "practitioner", "organization", "program", "assessment", "diagnosis", "treatment_plan",
+    "safety_plan", "referral", "progress_note", "consent", "medication_order", "reported_medication", "visit",
+}
+
+
+def validate_items(items: Iterable[Any], *, source: str) -> LoadResult:
+    """Validate JSON-shaped record objects (strictly: no "1" for 1, timezones required)."""
+    result = LoadResult()
+    for index, item in enumerate(items):
+        record_id = item.get("id") if isinstance(item, dict) else None
+        label = str(record_id) if isinstance(record_id, str) else f"#{index + 1}"
+        if not isinstance(item, dict):
+            result.problems.append(Problem("a record must be an object", location=source, record_id=label))
+            continue
+        if "kind" not in item:
+            result.problems.append(Problem("missing record kind", location=source, record_id=label, field="kind"))
+            continue
+        try:
+            record = RECORD_ADAPTER.validate_json(orjson.dumps(item), strict=True)
+        except ValidationError as exc:
+            result.problems += record_problems(exc, source=source, record_id=label)
+        except AdapterError as exc:
+            result.problems += [Problem(line, location=source, record_id=label) for line in exc.lines()]
+        else:
+            problems = [
+                Problem(p.message, location=source, record_id=label, field=p.field) for p in semantic_problems(record)
+            ]
+            if problems:
+                result.problems += problems
+            else:
+                result.records.append(SourcedRecord(record, source))
+    return result
+
+
+def _items_of(document: Any) -> list[Any]:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict) and "records" in document and "kind" not in document:
+        records = document["records"]
+        if not isinstance(records, list):
+            raise ValueError('"records" must be a list')
+        return records
+    return [document]
+
+
+def parse_json(data: bytes, *, source: str) -> LoadResult:
+    try:
+        items = _items_of(orjson.loads(data))
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        return LoadResult(problems=[Problem(f"not valid JSON: {exc}", location=source)])
+    return validate_items(items, source=source)
+
+
+def parse_xml(data: bytes, *, source: str) -> LoadResult:
+    from adapter.records.xml_input import xml_to_items
+
+    try:
+        items = xml_to_items(data, source=source)
+    except AdapterError as exc:
+        return LoadResult(problems=[Problem(line, location=source) for line in exc.lines()])
+    return validate_items(items, source=source)
+
+
+def parse_bytes(data: bytes, *, source: str, xml: bool) -> LoadResult:
+    return parse_xml(data, source=source) if xml else parse_json(data, source=source)
+
+
+def iter_files(paths: Sequence[Path]) -> Iterator[Path]:
+    """Record files under the given paths, in a stable order; explicit files are taken whatever their suffix."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        else:
+            yield path
+
+
+def load_paths(paths: Sequence[Path]) -> LoadResult:
+    result = LoadResult()
+    for file in iter_files(paths):
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            result.problems.append(Problem(f"cannot read: {exc.strerror or exc}", location=str(file)))
+            continue
+        result.extend(parse_bytes(data, source=str(file), xml=file.suffix.lower() == ".xml"))
+    return result

@@ -1,0 +1,37 @@
+"""Settings from the environment (prefix BH_) with embedded defaults that run the shipped fixtures as they are.
+
+Nothing is read at import time: call get_settings() where a setting is needed (the CLI and the API do, once).
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from pathlib import Path
+
+from pydantic import AwareDatetime, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapter.fhir import ID_NAMESPACE
+from adapter.mappings.context import DEFAULT_FHIR_BASE
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BH_", env_file=None, extra="ignore", frozen=True)
+
+    fhir_base: str = Field(DEFAULT_FHIR_BASE, description="base of fullUrls and of the clinic's identifier systems")
+    id_namespace: uuid.UUID = Field(ID_NAMESPACE, description="uuid5 namespace of resource ids, one per clinic")
+    recorded_at: AwareDatetime | None = Field(
+        None, description="Provenance.recorded; default: the newest instant in each client's records"
+    )
+    database_url: str = Field("sqlite:///bh-adapter.db", description="SQLAlchemy URL of the adapter's store")
+    output_dir: Path = Field(Path("out"), description="where `bh-adapter map` writes")
+    strict_validation: bool = Field(
+        False, description="also validate every resource with fhir.resources (slow; the reference validator)"
+    )
+    log_level: str = "WARNING"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Data directory: code maps (a package so that wheels ship its YAML)."""

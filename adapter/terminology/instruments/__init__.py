@@ -1,0 +1,1 @@
+"""Data directory: the instrument catalog (a package so that wheels ship its YAML)."""
