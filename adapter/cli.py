@@ -138,7 +138,7 @@ def version_command() -> None:
 def main() -> None:
     """Console entry point: AdapterErrors become one line and their exit code, never a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns the exit code of typer.Exit in this mode
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except AdapterError as exc:
@@ -155,6 +155,11 @@ def main() -> None:
             err_console.print(f"[red]error[/red]: {exc.format_message()}")
             sys.exit(UsageError.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
 
 
 __all__ = ["FhirValidationError", "OutputError", "app", "main"]

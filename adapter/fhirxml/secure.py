@@ -9,6 +9,8 @@ wrong (OWASP XML External Entity Prevention Cheat Sheet: "disable DTDs completel
 
 from __future__ import annotations
 
+import re
+
 import threading
 from typing import Any
 
@@ -65,6 +67,14 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
+_QUOTED_VALUE = re.compile(r"The value '[^']*'")
+
+
+def _without_values(message: str) -> str:
+    """libxml2 quotes the offending value; in clinic records that may be a name or an identifier (PHI)."""
+    return _QUOTED_VALUE.sub("The value", message)
+
+
 def _unsafe(source: str | None) -> UnsafeInputError:
     return UnsafeInputError(UNSAFE_MESSAGE, [Problem(UNSAFE_MESSAGE, location=source)])
 
@@ -95,6 +105,6 @@ def parse_untrusted(
         raise _unsafe(source)
     if schema is not None and not schema.validate(root):
         errors: Any = schema.error_log  # Any: lxml-stubs miss that an error log is iterable
-        problems = [Problem(f"line {e.line}: {e.message}", location=source) for e in errors]
+        problems = [Problem(f"line {e.line}: {_without_values(e.message)}", location=source) for e in errors]
         raise InputError(f"XML does not match its schema: {problems[0].message}", problems)
     return root

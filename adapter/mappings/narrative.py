@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from html import escape
+from html import escape as _html_escape
 from typing import Any
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
+
+
+def escape(text: str) -> str:
+    # Text content only: quotes stay as they are, which is also how XML serializers write them back.
+    return _html_escape(text, quote=False)
 
 
 def heading(text: str) -> str:

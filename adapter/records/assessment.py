@@ -33,6 +33,6 @@ class Assessment(EncounterLinked):
     administered_at: AwareDatetime
     administered_by: RecordId | None = Field(default=None, description="practitioner id; none when self-report")
     self_reported: bool = False
-    answers: dict[ItemKey, Answer] = Field(description="item number or LOINC item code -> answer")
+    answers: dict[ItemKey, Answer] = Field(min_length=1, description="item number or LOINC item code -> answer")
     stated_total: int | None = Field(default=None, description="total as written on the form, checked")
     status: Literal["completed", "amended", "entered-in-error"] = "completed"

@@ -209,21 +209,28 @@ def assemble(records: Iterable[SourcedRecord]) -> Clinic:
 
 def _first_broken_link(item: SourcedRecord, accepted: dict[tuple[str, str], SourcedRecord]) -> Problem | None:
     record = item.record
+    own_client = getattr(record, "client", None)
     for field_name, kind, target in links(record):
         if kind == "related":
-            client = accepted.get(("client", getattr(record, "client", "")))
-            related = {r.id: r for r in client.record.related} if client else {}  # type: ignore[union-attr]
-            party = related.get(target)
+            client = accepted.get(("client", own_client or ""))
+            parties = {r.id: r for r in client.record.related} if isinstance(client and client.record, Client) else {}
+            party = parties.get(target)
             if party is None:
                 return _problem(item, field_name, f"unknown related party {target!r} of the client")
-            if field_name == "grantor.related" and not party.legal_representative:
+            if not party.legal_representative:
+                # Only a legal representative may consent or sign for the client.
                 return _problem(item, field_name, f"related party {target!r} is not a legal representative")
             continue
+        if kind == "client" and field_name != "client" and target != own_client:
+            return _problem(item, field_name, "a client signature must be the plan's own client")
         linked = accepted.get((kind, target))
         if linked is None:
             return _problem(item, field_name, f"unknown or rejected {kind} {target!r}")
-        if kind in _CLIENT_SCOPED and getattr(linked.record, "client", None) != getattr(record, "client", None):
+        if kind in _CLIENT_SCOPED and getattr(linked.record, "client", None) != own_client:
             return _problem(item, field_name, f"{kind} {target!r} belongs to another client")
+        if kind == "visit" and getattr(linked.record, "program", None) != getattr(record, "program", None):
+            # Part 2 status follows the producing program; a record and its visit must agree on it.
+            return _problem(item, "program", f"differs from the program of visit {target!r}")
     return None
 
 

@@ -15,7 +15,7 @@ VerificationStatus = Literal["unconfirmed", "provisional", "differential", "conf
 
 class Diagnosis(EncounterLinked):
     kind: Literal["diagnosis"] = "diagnosis"
-    code: str = Field(description="ICD-10-CM, dotted or not: F33.1, F3310, F32.A")
+    code: str = Field(description="ICD-10-CM, dotted or not: F33.1, F3341, F32.A")
     dsm5_text: ShortText | None = None
     clinical_status: ClinicalStatus = "active"
     verification_status: VerificationStatus = "confirmed"

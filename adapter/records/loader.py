@@ -15,7 +15,7 @@ import orjson
 from pydantic import ValidationError
 
 from adapter.errors import AdapterError, Problem
-from adapter.records import RECORD_ADAPTER, Record
+from adapter.records import RECORD_ADAPTER, RECORD_KINDS, Record
 from adapter.records.checks import record_problems as semantic_problems
 
 SUFFIXES = (".json", ".xml")
@@ -49,10 +49,7 @@ def record_problems(exc: ValidationError, *, source: str, record_id: str | None)
     return problems
 
 
-_KIND_TAGS = {
-    "client", "practitioner", "organization", "program", "assessment", "diagnosis", "treatment_plan",
-    "safety_plan", "referral", "progress_note", "consent", "medication_order", "reported_medication", "visit",
-}
+_KIND_TAGS = frozenset(RECORD_KINDS)
 
 
 def validate_items(items: Iterable[Any], *, source: str) -> LoadResult:
@@ -109,7 +106,11 @@ def parse_xml(data: bytes, *, source: str) -> LoadResult:
     try:
         items = xml_to_items(data, source=source)
     except AdapterError as exc:
-        return LoadResult(problems=[Problem(line, location=source) for line in exc.lines()])
+        problems = exc.problems or [Problem(str(exc))]
+        return LoadResult(
+            problems=[Problem(p.message, location=p.location or source, record_id=p.record_id, field=p.field)
+                      for p in problems]
+        )
     return validate_items(items, source=source)
 
 

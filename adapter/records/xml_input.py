@@ -64,7 +64,7 @@ def _field(annotation: Any) -> _Field:
     if origin is tuple or origin is list:
         inner = _field(get_args(annotation)[0])
         return _Field(inner.value, repeated=True, model=inner.model)
-    if origin is dict:
+    if origin is dict:  # the one mapping field: Assessment.answers
         return _Field(_Value.ANSWERS)
     if isinstance(annotation, type):
         if issubclass(annotation, BaseModel):

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
-from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
+from pydantic_core import PydanticCustomError, SchemaValidator, ValidationError, core_schema
 
 from adapter.fhir import R4_OBSERVATION_SUBJECT_TARGETS, R4B_ONLY_EXTENSION_VALUES
 from adapter.schema.data import ConceptBinding, code_bindings, concept_bindings, resource_types
 from adapter.schema.definitions import ANY_RESOURCE, Element, elements
-from adapter.schema.primitives import code_in, primitive, reference_string
+from adapter.schema.primitives import code_in, primitive, reference_string, simple_xhtml
 
 CoreSchema = core_schema.CoreSchema
 Check = Callable[[dict[str, Any]], dict[str, Any]]
@@ -47,9 +47,10 @@ class Profile:
     skip: dict[str, frozenset[str]]  # per model class
     require: dict[str, frozenset[str]]  # per model class: also makes the non-empty check unnecessary
     primitive_siblings: bool  # whether `_name` extension siblings are allowed
+    simple_xhtml: bool  # narrative by regex only (SIMPLE_XHTML) instead of a parse
 
 
-FULL = Profile(frozenset(), frozenset(), {}, {}, primitive_siblings=True)
+FULL = Profile(frozenset(), frozenset(), {}, {}, primitive_siblings=True, simple_xhtml=False)
 FAST = Profile(
     skip_in_datatypes=frozenset({"id", "extension", "modifierExtension"}),
     skip_in_resources=frozenset({"implicitRules", "modifierExtension"}),
@@ -61,6 +62,7 @@ FAST = Profile(
         "Period": frozenset({"start"}),
     },
     primitive_siblings=False,
+    simple_xhtml=True,
 )
 
 
@@ -165,6 +167,8 @@ class Compiler:
         if element.is_primitive:
             value_set = code_bindings().get(path)
             if value_set is None:
+                if element.type == "xhtml" and self.profile.simple_xhtml:
+                    return simple_xhtml()
                 return primitive(element.type)
             if element.type != "code":
                 raise ValueError(f"binding for {path}: a {element.type} element, not a code")
@@ -258,19 +262,46 @@ def _concept_check(path: str, binding: ConceptBinding) -> Check:
 
 
 @cache
-def compiled() -> Compiler:
-    """All known resource types compiled once into shared definitions."""
-    compiler = Compiler()
+def compiled(fast: bool = False) -> Compiler:
+    """All known resource types compiled once into shared definitions (per profile)."""
+    compiler = Compiler(FAST if fast else FULL)
     for name in resource_types():
         compiler.resource(name)
     return compiler
 
 
+def _root(resource_type: str, fast: bool) -> SchemaValidator:
+    compiler = compiled(fast)
+    return SchemaValidator(core_schema.definitions_schema(compiler.resource(resource_type), compiler.definitions()))
+
+
+class CompiledValidator:
+    """Two schemas for one resource type, used as one.
+
+    The fast tier (profile FAST) decides resources of the usual shape; whatever it rejects goes to the full tier
+    (profile FULL), whose verdict and errors stand. FAST only narrows FULL, so the result is always FULL's.
+    """
+
+    __slots__ = ("_fast", "_full", "resource_type")
+
+    def __init__(self, resource_type: str) -> None:
+        self.resource_type = resource_type
+        self._fast = _root(resource_type, fast=True).validate_python
+        self._full = _root(resource_type, fast=False).validate_python
+
+    def validate_python(self, resource: dict[str, Any]) -> None:
+        """Return None if valid; raise pydantic_core.ValidationError (the full tier's errors) if not."""
+        try:
+            self._fast(resource)
+        except ValidationError:
+            self._full(resource)
+
+    __call__ = validate_python
+
+
 @cache
-def validator_for(resource_type: str) -> SchemaValidator:
+def validator_for(resource_type: str) -> CompiledValidator:
     """The compiled validator for one resource type (its root accepts only that resourceType)."""
     if resource_type not in resource_types():
         raise KeyError(f"no compiled validator for resource type {resource_type!r}")
-    compiler = compiled()
-    root = core_schema.definitions_schema(compiler.resource(resource_type), compiler.definitions())
-    return SchemaValidator(root)
+    return CompiledValidator(resource_type)

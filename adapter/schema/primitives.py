@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any
 
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -58,6 +57,23 @@ OID = r"urn:oid:[0-2](?:\.(?:0|[1-9][0-9]*))+"
 # segment is a plain name; we accept only the intersection of that with "no whitespace".
 _RELATIVE_URL = r"^/?[A-Za-z0-9\-.#]+(?:[/?]\S*)?$"
 _XHTML_START = r'^<div\s(?:[^>]*\s)?xmlns\s*=\s*["\']http://www\.w3\.org/1999/xhtml["\'][^>]*>'
+# A regular subset of well-formed XHTML narrative: the div, then text and attribute-free p/ul/ol/li with one level
+# of inline markup. Every match parses as XHTML (balanced by construction; no '<' or '>' in text, only XML's
+# predefined entities and the apostrophe html.escape() writes, no XML-forbidden characters), so the fast tier
+# can accept it without parsing; anything richer is parsed by the full tier.
+_XML_CHAR = r"[^<>&\x00-\x08\x0B\x0C\x0E-\x1F\x{FFFE}\x{FFFF}]"
+_XML_ENTITY = r"&(?:amp|lt|gt|quot|apos|#x27|#39);"
+_TEXT = rf"(?:{_XML_CHAR}|{_XML_ENTITY})*"
+_INLINE = (
+    rf"(?:{_XML_CHAR}|{_XML_ENTITY}|<br/>|"
+    + "|".join(rf"<{tag}>{_TEXT}</{tag}>" for tag in ("b", "i", "em", "strong", "code", "span"))
+    + ")*"
+)
+_BLOCK = (
+    rf"<p>{_INLINE}</p>|"
+    + "|".join(rf"<{tag}>(?:\s*<li>{_INLINE}</li>)*\s*</{tag}>" for tag in ("ul", "ol"))
+)
+SIMPLE_XHTML = rf'^<div xmlns="http://www\.w3\.org/1999/xhtml">(?:{_BLOCK}|{_INLINE})*</div>$'
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -105,6 +121,8 @@ def _check_xhtml(value: str) -> str:
 
     try:
         root = parse_untrusted(value.encode("utf-8"), source="Narrative.div")
+    except UnicodeEncodeError:
+        raise PydanticCustomError("fhir_xhtml", "xhtml is not valid Unicode text") from None
     except InputError as exc:
         raise PydanticCustomError("fhir_xhtml", "xhtml does not parse: {reason}", {"reason": str(exc)}) from None
     if root.tag != f"{{{XHTML_NS}}}div":
@@ -114,6 +132,11 @@ def _check_xhtml(value: str) -> str:
 
 def _xhtml() -> core_schema.CoreSchema:
     return core_schema.no_info_after_validator_function(_check_xhtml, _text(_XHTML_START, max_length=None))
+
+
+def simple_xhtml() -> core_schema.CoreSchema:
+    """xhtml restricted to SIMPLE_XHTML: checked by regex alone (the fast tier's narrative)."""
+    return _text(SIMPLE_XHTML, max_length=None)
 
 
 _FACTORIES: dict[str, Callable[[], core_schema.CoreSchema]] = {
@@ -180,8 +203,3 @@ def reference_string(targets: frozenset[str] | None) -> core_schema.CoreSchema:
         custom_error_type="fhir_reference",
         custom_error_message=f"a reference to {allowed} (Type/id, absolute URL, urn:uuid:, urn:oid: or #id)",
     )
-
-
-def describe(schema: Any) -> str:
-    """Short human name of a primitive schema, for messages (best effort)."""
-    return str(schema.get("type", "?")) if isinstance(schema, dict) else "?"

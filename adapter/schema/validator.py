@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic_core import SchemaValidator, ValidationError
+from pydantic_core import ValidationError
 
 from adapter.errors import FhirValidationError, Problem
 from adapter.schema import compile as _compile
@@ -28,7 +28,7 @@ from adapter.schema import compile as _compile
 __all__ = ["errors", "is_valid", "problems_from", "validate", "validator_for"]
 
 
-def validator_for(resource_type: str) -> SchemaValidator:
+def validator_for(resource_type: str) -> _compile.CompiledValidator:
     """The compiled validator for ``resource_type`` (compiled on first use, then cached).
 
     Raises FhirValidationError for a resource type the adapter does not know (see resource_types.yaml).

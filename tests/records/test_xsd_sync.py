@@ -110,7 +110,7 @@ def test_roots_are_records_and_every_kind(xsd: Xsd) -> None:
 def test_every_schema_type_is_a_model_or_a_value_type(xsd: Xsd) -> None:
     # No leftover complex type once a model is removed (the two bases are abstract record parts).
     assert set(xsd.named("complexType")) == set(MODELS) | {"ClinicalRecord", "EncounterLinked", "Answers"}
-    used = {_local(t) for t in xsd.root.xpath("//@type | //@base", namespaces={"xs": XS[1:-1]})}
+    used = {_local(e.get(a)) for e in xsd.root.iter() for a in ("type", "base") if e.get(a)}
     assert set(xsd.named("simpleType")) <= used, "simple types nothing uses"
 
 
@@ -159,9 +159,10 @@ def check_scalar(xsd: Xsd, where: str, type_name: str, spec: Spec) -> None:
 def lower_bound(meta: tuple[Any, ...], kind: str) -> tuple[str, int] | None:
     for m in meta:
         if isinstance(m, Gt):
-            return ("inclusive", int(m.gt) + 1) if kind == "integer" else ("exclusive", int(m.gt))
+            gt = int(str(m.gt))
+            return ("inclusive", gt + 1) if kind == "integer" else ("exclusive", gt)
         if isinstance(m, Ge):
-            return ("inclusive", int(m.ge))
+            return ("inclusive", int(str(m.ge)))
     return None
 
 
@@ -178,7 +179,10 @@ def test_answers_mirror_the_answers_dict(xsd: Xsd) -> None:
     key, value = get_args(unwrap(Assessment.model_fields["answers"].annotation)[0])
     (answer,) = xsd.named("complexType")["Answers"].findall(f"{XS}sequence/{XS}element")
     assert answer.get("name") == "answer"
-    assert (answer.get("minOccurs"), answer.get("maxOccurs")) == ("0", "unbounded")
+    min_items = next(
+        (m.min_length for m in Assessment.model_fields["answers"].metadata if isinstance(m, MinLen)), 0
+    )
+    assert (int(answer.get("minOccurs", "1")), answer.get("maxOccurs")) == (min_items, "unbounded")
     extension = answer.find(f"{XS}complexType/{XS}simpleContent/{XS}extension")
     assert extension is not None
     (item,) = extension.findall(XS + "attribute")

@@ -1,0 +1,5 @@
+"""`python -m adapter` runs the bh-adapter command line."""
+
+from adapter.cli import main
+
+main()
