@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from adapter import __version__
@@ -38,7 +39,12 @@ Paths = Annotated[list[Path], typer.Argument(help="record files (.json, .xml) or
 
 def _report(problems: list[Problem]) -> None:
     for problem in problems:
-        err_console.print(f"[red]error[/red]: {problem.line()}", markup=True, highlight=False)
+        _error_line(problem.line())
+
+
+def _error_line(text: str) -> None:
+    # Messages quote XSD facets like "[facet 'pattern']": escape them so Rich does not read them as markup.
+    err_console.print(f"[red]error[/red]: {escape(text)}")
 
 
 def _check_paths(paths: list[Path]) -> None:
@@ -143,16 +149,16 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except AdapterError as exc:
         for line in exc.lines():
-            err_console.print(f"[red]error[/red]: {line}")
+            _error_line(line)
         sys.exit(exc.exit_code)
     except (typer.BadParameter, typer.Abort) as exc:  # pragma: no cover - click prints these itself
-        err_console.print(f"[red]error[/red]: {exc}")
+        _error_line(str(exc))
         sys.exit(UsageError.exit_code)
     except Exception as exc:  # click usage errors and the like
         import click
 
         if isinstance(exc, click.ClickException):
-            err_console.print(f"[red]error[/red]: {exc.format_message()}")
+            _error_line(exc.format_message())
             sys.exit(UsageError.exit_code)
         raise
     sys.exit(code if isinstance(code, int) else 0)

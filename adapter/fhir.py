@@ -51,7 +51,12 @@ def deterministic_id(resource_type: str, *key: str, namespace: uuid.UUID = ID_NA
     Equal to ``str(uuid.uuid5(namespace, "Type|key|..."))`` (tested), computed without building UUID objects:
     ids are minted for every resource and every reference on the hot path.
     """
-    return _uuid5(namespace.bytes, "|".join((resource_type, *key)))
+    return _uuid5(_namespace_bytes(namespace), "|".join((resource_type, *key)))
+
+
+@cache
+def _namespace_bytes(namespace: uuid.UUID) -> bytes:
+    return namespace.bytes
 
 
 @lru_cache(maxsize=1 << 16)

@@ -67,7 +67,7 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
-_QUOTED_VALUE = re.compile(r"The value '[^']*'")
+_QUOTED_VALUE = re.compile(r"(The value )?'[^']*'(?= is not (a valid value|accepted|an element of))")
 
 
 def _without_values(message: str) -> str:
@@ -105,6 +105,10 @@ def parse_untrusted(
         raise _unsafe(source)
     if schema is not None and not schema.validate(root):
         errors: Any = schema.error_log  # Any: lxml-stubs miss that an error log is iterable
-        problems = [Problem(f"line {e.line}: {_without_values(e.message)}", location=source) for e in errors]
+        problems = [
+            Problem(f"line {e.line}: {_without_values(e.message)}", location=source)
+            for e in errors
+            if e.level >= etree.ErrorLevels.ERROR  # libxml2 also logs warnings ("No precomputed value ...")
+        ]
         raise InputError(f"XML does not match its schema: {problems[0].message}", problems)
     return root

@@ -20,7 +20,7 @@ from adapter.mappings.datatypes import drop_empty, meta
 from adapter.records import Assessment
 from adapter.terminology import systems
 from adapter.terminology.catalog import instrument
-from adapter.terminology.models import Coding, RiskRule
+from adapter.terminology.models import RiskRule
 from adapter.terminology.scoring import ResolvedAnswer, ScoreResult, score
 
 _SURVEY = fhir.concept(systems.OBSERVATION_CATEGORY, "survey", "Survey")
@@ -28,15 +28,6 @@ _OBSERVATION_STATUS = {"completed": "final", "amended": "amended", "entered-in-e
 _FLAG_PRIORITY = {"high": ("PH", "High priority"), "moderate": ("PM", "Medium priority"), "low": ("PL", "Low priority")}
 _CLINICAL_FLAG = fhir.concept(profiles.FLAG_CATEGORY, "clinical", "Clinical")
 LOINC_QUESTIONNAIRE_BASE = "http://loinc.org/q/"  # LOINC form canonicals as LHC-Forms publishes them
-
-
-def _ids(asm: Assessment, ctx: MappingContext) -> dict[str, Any]:
-    return {
-        "qr": ctx.id("QuestionnaireResponse", asm.id),
-        "panel": ctx.id("Observation", asm.id, "panel"),
-        "total": ctx.id("Observation", asm.id, "total"),
-        "risk": ctx.id("Observation", asm.id, "risk-level"),
-    }
 
 
 def _item_id(asm: Assessment, key: str, ctx: MappingContext) -> str:
@@ -49,19 +40,29 @@ def _performer(asm: Assessment, ctx: MappingContext) -> list[dict[str, Any]]:
     return [ctx.ref("Patient", asm.client)]
 
 
-def _observation(asm: Assessment, ctx: MappingContext, obs_id: str, code: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "id": obs_id,
-        "meta": meta(profiles.US_CORE_SCREENING),
-        "status": _OBSERVATION_STATUS[asm.status],
-        "category": [_SURVEY],
-        "code": code,
-        "subject": ctx.ref("Patient", asm.client),
-        "encounter": ctx.ref("Encounter", asm.visit) if asm.visit else None,
-        "effectiveDateTime": fhir_instant(asm.administered_at),
-        "performer": _performer(asm, ctx),
-    }
+class _Administration:
+    """What every resource of one administration shares, computed once (this is the mapping's hot path)."""
+
+    def __init__(self, asm: Assessment, ctx: MappingContext) -> None:
+        self.patient = ctx.ref("Patient", asm.client)
+        self.encounter = ctx.ref("Encounter", asm.visit) if asm.visit else None
+        self.effective = fhir_instant(asm.administered_at)
+        self.performer = _performer(asm, ctx)
+        self.qr_id = ctx.id("QuestionnaireResponse", asm.id)
+        self.derived = [fhir.reference("QuestionnaireResponse", self.qr_id)]
+        self.head = {"meta": {"profile": [profiles.US_CORE_SCREENING]}, "status": _OBSERVATION_STATUS[asm.status],
+                     "category": [_SURVEY]}
+        tail: dict[str, Any] = {"subject": self.patient}
+        if self.encounter:
+            tail["encounter"] = self.encounter
+        tail["effectiveDateTime"] = self.effective
+        tail["performer"] = self.performer
+        self.tail = tail
+
+    def observation(self, obs_id: str, code: dict[str, Any], **rest: Any) -> dict[str, Any]:
+        """An Observation in element order: shared head, code, shared tail, then value etc., derivedFrom last."""
+        return {"resourceType": "Observation", "id": obs_id, **self.head, "code": code, **self.tail, **rest,
+                "derivedFrom": self.derived}
 
 
 def _answer_value(answer: ResolvedAnswer) -> dict[str, Any]:
@@ -136,54 +137,53 @@ def risk_flag(asm: Assessment, rules: tuple[RiskRule, ...], details: list[str], 
     )
 
 
-def _concept(coding: Coding) -> dict[str, Any]:
-    return coding.fhir_concept()
-
-
 def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
     inst = instrument(asm.instrument)
     result = score(inst, asm.answers, stated_total=asm.stated_total)
-    ids = _ids(asm, ctx)
-    derived = [fhir.reference("QuestionnaireResponse", ids["qr"])]
+    adm = _Administration(asm, ctx)
 
     members: list[Resource] = []
     item_obs: dict[str, str] = {}
     for answer in result.answers:
-        obs = _observation(asm, ctx, _item_id(asm, answer.item.key, ctx), _concept(answer.item.coding))
         coding = answer.coding.fhir_coding()
-        obs["valueCodeableConcept"] = {"coding": [coding]} if coding else {"text": answer.coding.display}
-        obs["derivedFrom"] = derived
-        members.append(drop_empty(obs))
+        obs = adm.observation(
+            _item_id(asm, answer.item.key, ctx),
+            answer.item.coding.fhir_concept(),
+            valueCodeableConcept={"coding": [coding]} if coding else {"text": answer.coding.display},
+        )
+        members.append(obs)
         item_obs[answer.item.key] = obs["id"]
 
     total_id = None
     if result.total is not None and inst.total:
-        total = _observation(asm, ctx, ids["total"], _concept(inst.total.coding))
-        total["valueQuantity"] = score_quantity(result.total, unit=inst.unit)
+        extra: dict[str, Any] = {"valueQuantity": score_quantity(result.total, unit=inst.unit)}
         if result.band:
-            total["interpretation"] = [_concept(result.band.coding)]
-        total["derivedFrom"] = derived
-        members.append(drop_empty(total))
+            extra["interpretation"] = [result.band.coding.fhir_concept()]
+        total = adm.observation(ctx.id("Observation", asm.id, "total"), inst.total.coding.fhir_concept(), **extra)
+        members.append(total)
         total_id = total["id"]
 
     risk_id = None
     if result.risk_level and inst.risk_level:
-        risk = _observation(asm, ctx, ids["risk"], _concept(inst.risk_level.coding))
-        risk["valueCodeableConcept"] = _concept(result.risk_level.coding)
-        risk["derivedFrom"] = derived
-        members.append(drop_empty(risk))
+        risk = adm.observation(
+            ctx.id("Observation", asm.id, "risk-level"),
+            inst.risk_level.coding.fhir_concept(),
+            valueCodeableConcept=result.risk_level.coding.fhir_concept(),
+        )
+        members.append(risk)
         risk_id = risk["id"]
 
-    panel = _observation(asm, ctx, ids["panel"], _concept(inst.panel.coding))
-    panel["hasMember"] = [fhir.reference("Observation", m["id"]) for m in members]
-    panel["derivedFrom"] = derived
+    panel_extra: dict[str, Any] = {}
     if result.missing and inst.total:
-        panel["note"] = [
+        panel_extra["note"] = [
             {"text": f"Incomplete: item(s) {', '.join(result.missing)} not answered, so no total score is reported."}
         ]
-    if not members:
+    if members:
+        panel_extra["hasMember"] = [fhir.reference("Observation", m["id"]) for m in members]
+    else:
         # us-core-2 / obs-6: a panel with neither value nor members must say why.
-        panel["dataAbsentReason"] = fhir.concept(systems.DATA_ABSENT_REASON, "asked-unknown", "Asked But Unknown")
+        panel_extra["dataAbsentReason"] = fhir.concept(systems.DATA_ABSENT_REASON, "asked-unknown", "Asked But Unknown")
+    panel = adm.observation(ctx.id("Observation", asm.id, "panel"), inst.panel.coding.fhir_concept(), **panel_extra)
 
     flags = []
     if result.risk_rules:
@@ -196,4 +196,4 @@ def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
             details.append(risk_id)
         flags.append(risk_flag(asm, result.risk_rules, list(dict.fromkeys(details)), ctx))
 
-    return [questionnaire_response(asm, result, ctx), drop_empty(panel), *members, *flags]
+    return [questionnaire_response(asm, result, ctx), panel, *members, *flags]

@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
-from pydantic_core import PydanticCustomError, SchemaValidator, ValidationError, core_schema
+from pydantic_core import SchemaValidator, ValidationError, core_schema
 
 from adapter.fhir import R4_OBSERVATION_SUBJECT_TARGETS, R4B_ONLY_EXTENSION_VALUES
+from adapter.schema.checks import concept_check, object_check
 from adapter.schema.data import ConceptBinding, code_bindings, concept_bindings, resource_types
 from adapter.schema.definitions import ANY_RESOURCE, Element, elements
 from adapter.schema.primitives import code_in, primitive, reference_string, simple_xhtml
 
 CoreSchema = core_schema.CoreSchema
-Check = Callable[[dict[str, Any]], dict[str, Any]]
 
 # R4 (4.0.1) reference targets where they differ from the R4B model metadata.
 _R4_TARGETS: dict[str, frozenset[str]] = {"Observation.subject": R4_OBSERVATION_SUBJECT_TARGETS}
@@ -54,8 +54,9 @@ FULL = Profile(frozenset(), frozenset(), {}, {}, primitive_siblings=True, simple
 FAST = Profile(
     skip_in_datatypes=frozenset({"id", "extension", "modifierExtension"}),
     skip_in_resources=frozenset({"implicitRules", "modifierExtension"}),
-    skip={"Reference": frozenset({"type", "identifier"})},
+    skip={"Reference": frozenset({"type", "identifier"}), "Coding": frozenset({"version", "userSelected"})},
     require={
+        "CodeableConcept": frozenset({"coding"}),
         "Reference": frozenset({"reference"}),
         "Coding": frozenset({"system", "code"}),
         "Quantity": frozenset({"value"}),
@@ -142,7 +143,7 @@ class Compiler:
             if element.choice:
                 groups.setdefault(element.choice, []).append(element)
         schema = core_schema.typed_dict_schema(fields, extra_behavior="forbid", strict=True)
-        check = _object_check(
+        check = object_check(
             nonempty=not is_resource and not any(f.get("required") for f in fields.values()),
             groups=tuple(
                 (frozenset(e.name for e in members), any(e.choice_required for e in members), f"{group}[x]")
@@ -205,60 +206,8 @@ class Compiler:
         base = self._datatype("CodeableConcept")
         return self._define(
             f"CodeableConcept@{path}",
-            lambda: core_schema.no_info_after_validator_function(_concept_check(path, binding), base),
+            lambda: core_schema.no_info_after_validator_function(concept_check(path, binding), base),
         )
-
-
-def _error(kind: str, message: str, element: str | None = None, **context: Any) -> PydanticCustomError:
-    ctx = {"element": element, **context} if element else context or None
-    return PydanticCustomError(kind, message, ctx)
-
-
-def _object_check(
-    nonempty: bool,
-    groups: tuple[tuple[frozenset[str], bool, str], ...],
-    extension_rule: bool,
-) -> Check | None:
-    """One after-validator for the object-level rules of a type, or None if it has none."""
-    if not (nonempty or groups or extension_rule):
-        return None
-    values = next((members for members, _, label in groups if label == "value[x]"), frozenset())
-
-    def check(obj: dict[str, Any]) -> dict[str, Any]:
-        if nonempty and not obj:
-            raise _error("fhir_empty", "an object must have at least one element (ele-1)")
-        for members, required, label in groups:
-            present = members.intersection(obj)
-            if len(present) > 1:
-                found = ", ".join(sorted(present))
-                raise _error("fhir_choice", "at most one of {element} may be present, found {found}", label,
-                             found=found)
-            if required and not present:
-                raise _error("fhir_choice", "one of {element} is required", label)
-        if extension_rule and (not values.isdisjoint(obj)) == ("extension" in obj):
-            raise _error("fhir_extension", "an extension has either value[x] or nested extensions, not both or "
-                         "neither (ext-1)")
-        return obj
-
-    return check
-
-
-def _concept_check(path: str, binding: ConceptBinding) -> Check:
-    codes = frozenset(binding.value_set.codes)
-    system = binding.system
-
-    def check(concept: dict[str, Any]) -> dict[str, Any]:
-        in_system = [c for c in concept.get("coding", ()) if c.get("system") == system]
-        if not in_system:
-            raise _error("fhir_binding", "{path} needs a coding from {system} (required binding)", path=path,
-                         system=system)
-        for coding in in_system:
-            if coding.get("code") not in codes:
-                raise _error("fhir_binding", "{path} code is not in value set {value_set} (required binding)",
-                             path=path, value_set=binding.value_set.name)
-        return concept
-
-    return check
 
 
 @cache

@@ -25,7 +25,6 @@ from pydantic_core import PydanticCustomError, core_schema
 from adapter.errors import InputError
 
 XHTML_NS = "http://www.w3.org/1999/xhtml"
-MAX_STRING = 1024 * 1024  # R4: strings SHALL NOT exceed 1,048,576 characters
 
 # --- dates and times -------------------------------------------------------------------------------------
 _YEAR = r"(?:[0-9](?:[0-9](?:[0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"  # 0001..9999, as the R4 regex
@@ -78,8 +77,9 @@ SIMPLE_XHTML = rf'^<div xmlns="http://www\.w3\.org/1999/xhtml">(?:{_BLOCK}|{_INL
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
-def _text(pattern: str, max_length: int | None = MAX_STRING) -> core_schema.CoreSchema:
-    return core_schema.str_schema(strict=True, pattern=pattern, min_length=1, max_length=max_length)
+def _text(pattern: str) -> core_schema.CoreSchema:
+    """A non-empty string matching ``pattern`` (every pattern here needs at least one character)."""
+    return core_schema.str_schema(strict=True, pattern=pattern)
 
 
 def _int(minimum: int) -> core_schema.CoreSchema:
@@ -131,12 +131,12 @@ def _check_xhtml(value: str) -> str:
 
 
 def _xhtml() -> core_schema.CoreSchema:
-    return core_schema.no_info_after_validator_function(_check_xhtml, _text(_XHTML_START, max_length=None))
+    return core_schema.no_info_after_validator_function(_check_xhtml, _text(_XHTML_START))
 
 
 def simple_xhtml() -> core_schema.CoreSchema:
     """xhtml restricted to SIMPLE_XHTML: checked by regex alone (the fast tier's narrative)."""
-    return _text(SIMPLE_XHTML, max_length=None)
+    return _text(SIMPLE_XHTML)
 
 
 _FACTORIES: dict[str, Callable[[], core_schema.CoreSchema]] = {
@@ -145,8 +145,8 @@ _FACTORIES: dict[str, Callable[[], core_schema.CoreSchema]] = {
     "unsignedInt": lambda: _int(0),
     "positiveInt": lambda: _int(1),
     "decimal": _decimal,
-    "string": lambda: _text(r"\S"),
-    "markdown": lambda: _text(r"\S"),
+    "string": lambda: core_schema.str_schema(strict=True, min_length=1),  # the R4 regex [ \r\n\t\S]+
+    "markdown": lambda: core_schema.str_schema(strict=True, min_length=1),
     "code": lambda: _text(r"^\S+(?: \S+)*$"),
     "id": lambda: _text(rf"^{ID}$"),
     "uri": lambda: _text(r"^\S+$"),
@@ -154,7 +154,7 @@ _FACTORIES: dict[str, Callable[[], core_schema.CoreSchema]] = {
     "url": _url,
     "oid": lambda: _text(rf"^{OID}$"),
     "uuid": lambda: _text(UUID_V4),
-    "base64Binary": lambda: _text(BASE64, max_length=None),
+    "base64Binary": lambda: _text(BASE64),
     "date": lambda: _text(DATE),
     "dateTime": lambda: _text(DATE_TIME),
     "instant": lambda: _text(INSTANT),

@@ -8,6 +8,7 @@ values or codes, severity bands that tile the score range, and rules that only n
 from __future__ import annotations
 
 import itertools
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -75,7 +76,7 @@ class LoincTerm(Cited):
             raise ValueError(f"{self.code!r} is not a valid LOINC code (form or check digit)")
         return self
 
-    @property
+    @cached_property
     def coding(self) -> Coding:
         return Coding(system=systems.LOINC, code=self.code, display=self.display)
 
@@ -94,7 +95,7 @@ class AnswerOption(Frozen):
             raise ValueError(f"{self.code!r} is not a LOINC answer code (LA...-n)")
         return self
 
-    @property
+    @cached_property
     def coding(self) -> Coding:
         if self.code is None:
             return Coding(display=self.display)
@@ -118,23 +119,31 @@ class AnswerList(Cited):
             raise ValueError(f"answer list {self.id}: a yes/no list has exactly one yes and one no option")
         return self
 
-    @property
+    @cached_property
     def is_yes_no(self) -> bool:
         return any(o.answer is not None for o in self.options)
 
-    @property
+    @cached_property
     def min_value(self) -> int:
         return min(o.value for o in self.options)
 
-    @property
+    @cached_property
     def max_value(self) -> int:
         return max(o.value for o in self.options)
 
+    @cached_property
+    def _value_index(self) -> dict[int, AnswerOption]:
+        return {o.value: o for o in self.options}
+
+    @cached_property
+    def _code_index(self) -> dict[str, AnswerOption]:
+        return {o.code: o for o in self.options if o.code is not None}
+
     def by_value(self, value: int) -> AnswerOption | None:
-        return next((o for o in self.options if o.value == value), None)
+        return self._value_index.get(value)
 
     def by_code(self, code: str) -> AnswerOption | None:
-        return next((o for o in self.options if o.code == code), None)
+        return self._code_index.get(code)
 
     def by_answer(self, answer: bool) -> AnswerOption | None:
         return next((o for o in self.options if o.answer is answer), None)
@@ -167,11 +176,11 @@ class Item(Cited):
                 raise ValueError(f"item {self.key}: reverse scoring means 'No' scores above 'Yes'")
         return self
 
-    @property
+    @cached_property
     def is_required(self) -> bool:
         return self.scored if self.required is None else self.required
 
-    @property
+    @cached_property
     def coding(self) -> Coding:
         if self.code is None:
             return Coding(display=self.text)
@@ -188,7 +197,7 @@ class Band(Cited):
     system: str | None = None
     code: str | None = None
 
-    @property
+    @cached_property
     def coding(self) -> Coding:
         return Coding(system=self.system, code=self.code, display=self.display)
 
@@ -234,7 +243,7 @@ class RiskLevel(Cited):
     system: str | None = None
     code: str | None = None
 
-    @property
+    @cached_property
     def coding(self) -> Coding:
         return Coding(system=self.system, code=self.code, display=self.display)
 
@@ -250,7 +259,7 @@ class RiskRule(Cited):
     code: str | None = None
     risk_level: str | None = None  # key of the instrument's risk level this rule establishes
 
-    @property
+    @cached_property
     def coding(self) -> Coding:
         return Coding(system=self.system, code=self.code, display=self.display)
 
@@ -278,19 +287,25 @@ class Instrument(Cited):
         _check_rules(self)
         return self
 
-    @property
+    @cached_property
     def scored_items(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.scored)
 
-    @property
+    @cached_property
     def total_range(self) -> tuple[int, int]:
         """Lowest and highest possible total (sum of each scored item's lowest / highest ordinal)."""
         items = self.scored_items
         return sum(i.answers.min_value for i in items), sum(i.answers.max_value for i in items)
 
+    @cached_property
+    def _item_index(self) -> dict[str, Item]:
+        index = {i.code: i for i in self.items if i.code is not None}
+        index.update({i.key: i for i in self.items})
+        return index
+
     def item(self, key_or_code: str) -> Item | None:
         """The item with this key ("9") or LOINC question code ("44260-8")."""
-        return next((i for i in self.items if key_or_code in (i.key, i.code)), None)
+        return self._item_index.get(key_or_code)
 
     def band_for(self, total: int) -> Band | None:
         return next((b for b in self.bands if b.contains(total)), None)

@@ -153,11 +153,17 @@ def _option(item: Item, value: Answer) -> tuple[AnswerOption | None, str]:
             return None, "takes an ordinal or a LOINC answer code, not yes/no"
         return answers.by_answer(value), ""
     if isinstance(value, int):
+        option = answers.by_value(value)
+        if option is not None:
+            return option, ""
         allowed = ", ".join(str(o.value) for o in answers.options)
-        return answers.by_value(value), f"answer is out of range (allowed: {allowed})"
+        return None, f"answer is out of range (allowed: {allowed})"
     if isinstance(value, str):
+        option = answers.by_code(value.strip())
+        if option is not None:
+            return option, ""
         codes = ", ".join(o.code for o in answers.options if o.code) or "none: give the ordinal"
-        return answers.by_code(value.strip()), f"answer code is not one of the item's codes ({codes})"
+        return None, f"answer code is not one of the item's codes ({codes})"
     return None, "answer must be an ordinal, a LOINC answer code, or yes/no"
 
 

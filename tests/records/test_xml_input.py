@@ -163,9 +163,11 @@ def test_a_naive_datetime_is_a_schema_problem_on_its_line() -> None:
         xml_to_items(data, source="notes.xml")
     (line,) = problem_lines(exc)
     assert line.startswith(
-        "notes.xml: line 2: Element 'written_at': [facet 'pattern'] The value '2024-03-01T10:00:00'"
+        "notes.xml: line 2: Element 'written_at': [facet 'pattern'] The value is not accepted"
     )
-    assert "{" + NAMESPACE not in str(exc.value)
+    # Neither the value (it may be PHI) nor the namespace (the same everywhere) is repeated.
+    assert "2024-03-01T10:00:00" not in line
+    assert "{" + NAMESPACE not in line and "{" + NAMESPACE not in str(exc.value)
 
 
 @pytest.mark.parametrize(
