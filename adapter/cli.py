@@ -151,16 +151,12 @@ def main() -> None:
         for line in exc.lines():
             _error_line(line)
         sys.exit(exc.exit_code)
-    except (typer.BadParameter, typer.Abort) as exc:  # pragma: no cover - click prints these itself
-        _error_line(str(exc))
+    except typer.Abort:
         sys.exit(UsageError.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            _error_line(exc.format_message())
-            sys.exit(UsageError.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
+        format_message = getattr(exc, "format_message", None)
+        _error_line(format_message() if callable(format_message) else str(exc))
+        sys.exit(UsageError.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -139,7 +139,11 @@ def _r4_delta_problems(resource: Mapping[str, Any]) -> list[Problem]:
 
     walk(resource, rtype)
     if rtype == "Observation":
-        target = str(resource.get("subject", {}).get("reference", "")).split("/")[0]
+        subject = resource.get("subject")
+        reference = str(subject.get("reference", "")) if isinstance(subject, Mapping) else ""
+        # the type is the segment before the id: "Patient/1", "https://host/fhir/Patient/1[/_history/2]"
+        segments = reference.split("/_history/")[0].split("/")
+        target = segments[-2] if len(segments) >= 2 else ""
         if target and target not in R4_OBSERVATION_SUBJECT_TARGETS:
             problems.append(
                 Problem(f"R4 Observation.subject may not reference {target}", location=rtype, field="subject")

@@ -66,9 +66,7 @@ def map_chart(chart: Chart, ctx: MappingContext, *, strict: bool = False) -> Map
     return MappedChart(chart.client.id, chart.source, resources, collection_bundle(chart, resources, ctx, recorded))
 
 
-def map_charts(
-    clinic: Clinic, ctx: MappingContext, *, strict: bool = False
-) -> Iterator[MappedChart | AdapterError]:
+def map_charts(clinic: Clinic, ctx: MappingContext, *, strict: bool = False) -> Iterator[MappedChart | AdapterError]:
     """Each chart's mapping, or the error that kept it from being emitted (named by client record id)."""
     for chart in clinic.charts:
         try:
@@ -76,7 +74,10 @@ def map_charts(
         except FhirValidationError as exc:
             yield FhirValidationError(
                 f"client {chart.client.id}: mapping produced invalid FHIR (a defect: please report it)",
-                [Problem(p.message, location=chart.source, record_id=chart.client.id, field=p.field) for p in exc.problems],
+                [
+                    Problem(p.message, location=chart.source, record_id=chart.client.id, field=p.field)
+                    for p in exc.problems
+                ],
             )
         except AdapterError as exc:
             yield exc

@@ -30,11 +30,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from adapter import fhir  # noqa: E402
-from adapter.pipeline import context, map_chart  # noqa: E402
-from adapter.records.chart import assemble  # noqa: E402
-from adapter.records.loader import parse_json  # noqa: E402
-from adapter.settings import Settings  # noqa: E402
+from adapter import fhir
+from adapter.pipeline import context, map_chart
+from adapter.records.chart import assemble
+from adapter.records.loader import parse_json
+from adapter.settings import Settings
 
 PHQ9_ITEMS = ("44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8")
 PHQ9_ITEM_TEXT = (
@@ -53,10 +53,20 @@ PHQ9_ITEM_TEXT = (
 def directory_records() -> list[dict[str, Any]]:
     return [
         {"kind": "organization", "id": "clinic", "name": "Bench Clinic", "npi": "1234567893", "type": "prov"},
-        {"kind": "program", "id": "mh", "name": "Outpatient mental health", "organization": "clinic",
-         "part2_program": False},
-        {"kind": "practitioner", "id": "dr", "name": {"family": "Bench", "given": ["Dana"]}, "npi": "1245319599",
-         "credentials": ["LCSW"]},
+        {
+            "kind": "program",
+            "id": "mh",
+            "name": "Outpatient mental health",
+            "organization": "clinic",
+            "part2_program": False,
+        },
+        {
+            "kind": "practitioner",
+            "id": "dr",
+            "name": {"family": "Bench", "given": ["Dana"]},
+            "npi": "1245319599",
+            "credentials": ["LCSW"],
+        },
     ]
 
 
@@ -64,11 +74,25 @@ def client_records(i: int) -> list[dict[str, Any]]:
     answers = {str(k + 1): (i + k) % 4 for k in range(9)}
     answers["9"] = 1 if i % 7 == 0 else 0
     return [
-        {"kind": "client", "id": f"c{i}", "program": "mh",
-         "identifiers": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": f"MRN{i:07d}", "type": "MR"}],
-         "names": [{"family": f"Family{i}", "given": ["Given"]}], "birth_date": "1988-04-12", "gender": "female"},
-        {"kind": "assessment", "id": f"a{i}", "client": f"c{i}", "program": "mh", "instrument": "phq-9",
-         "administered_at": "2026-03-02T09:30:00-05:00", "administered_by": "dr", "answers": answers},
+        {
+            "kind": "client",
+            "id": f"c{i}",
+            "program": "mh",
+            "identifiers": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": f"MRN{i:07d}", "type": "MR"}],
+            "names": [{"family": f"Family{i}", "given": ["Given"]}],
+            "birth_date": "1988-04-12",
+            "gender": "female",
+        },
+        {
+            "kind": "assessment",
+            "id": f"a{i}",
+            "client": f"c{i}",
+            "program": "mh",
+            "instrument": "phq-9",
+            "administered_at": "2026-03-02T09:30:00-05:00",
+            "administered_by": "dr",
+            "answers": answers,
+        },
     ]
 
 
@@ -100,11 +124,19 @@ def full_path(data: bytes, settings: Settings) -> tuple[int, list[bytes]]:
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 SCREEN = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-screening-assessment"
-ANSWERS = (("LA6568-5", "Not at all"), ("LA6569-3", "Several days"), ("LA6570-1", "More than half the days"),
-           ("LA6571-9", "Nearly every day"))
-BANDS = ((4, "LA6708-7", "0-4 = None"), (9, "LA6709-5", "5-9 = Mild depression"),
-         (14, "LA6710-3", "10-14 = Moderate depression"), (19, "LA6711-1", "15-19 = Moderately severe depression"),
-         (27, "LA6712-9", "20-27 = Severe depression"))
+ANSWERS = (
+    ("LA6568-5", "Not at all"),
+    ("LA6569-3", "Several days"),
+    ("LA6570-1", "More than half the days"),
+    ("LA6571-9", "Nearly every day"),
+)
+BANDS = (
+    (4, "LA6708-7", "0-4 = None"),
+    (9, "LA6709-5", "5-9 = Mild depression"),
+    (14, "LA6710-3", "10-14 = Moderate depression"),
+    (19, "LA6711-1", "15-19 = Moderately severe depression"),
+    (27, "LA6712-9", "20-27 = Severe depression"),
+)
 PANEL_DISPLAY = "PHQ-9 quick depression assessment panel [Reported.PHQ]"
 TOTAL_DISPLAY = "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]"
 
@@ -131,11 +163,14 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
         patient_ref = {"reference": f"Patient/{rid('Patient', cid)}"}
         ident = client["identifiers"][0]
         patient = {
-            "resourceType": "Patient", "id": rid("Patient", cid),
+            "resourceType": "Patient",
+            "id": rid("Patient", cid),
             "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},
             "identifier": [{"type": reference["mr_type"], "system": ident["system"], "value": ident["value"]}],
-            "active": True, "name": [{"family": client["names"][0]["family"], "given": client["names"][0]["given"]}],
-            "gender": client["gender"], "birthDate": client["birth_date"],
+            "active": True,
+            "name": [{"family": client["names"][0]["family"], "given": client["names"][0]["given"]}],
+            "gender": client["gender"],
+            "birthDate": client["birth_date"],
             "managingOrganization": reference["clinic_ref"],
         }
         qr_id = rid("QuestionnaireResponse", aid)
@@ -146,53 +181,80 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
         items = []
         for i, value in enumerate(values):
             code, display = ANSWERS[value]
-            items.append({
-                "resourceType": "Observation", "id": rid("Observation", aid, "item", str(i + 1)),
-                "meta": {"profile": [SCREEN]}, **common,
-                "code": {"coding": [{"system": LOINC, "code": PHQ9_ITEMS[i], "display": PHQ9_ITEM_TEXT[i]}],
-                         "text": PHQ9_ITEM_TEXT[i]},
-                "subject": patient_ref, "effectiveDateTime": asm["administered_at"], "performer": [dr_ref],
-                "valueCodeableConcept": {"coding": [{"system": LOINC, "code": code, "display": display}]},
-                "derivedFrom": derived,
-            })
+            items.append(
+                {
+                    "resourceType": "Observation",
+                    "id": rid("Observation", aid, "item", str(i + 1)),
+                    "meta": {"profile": [SCREEN]},
+                    **common,
+                    "code": {
+                        "coding": [{"system": LOINC, "code": PHQ9_ITEMS[i], "display": PHQ9_ITEM_TEXT[i]}],
+                        "text": PHQ9_ITEM_TEXT[i],
+                    },
+                    "subject": patient_ref,
+                    "effectiveDateTime": asm["administered_at"],
+                    "performer": [dr_ref],
+                    "valueCodeableConcept": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+                    "derivedFrom": derived,
+                }
+            )
         band = next(b for b in BANDS if total <= b[0])
         total_obs = {
-            "resourceType": "Observation", "id": rid("Observation", aid, "total"), "meta": {"profile": [SCREEN]},
+            "resourceType": "Observation",
+            "id": rid("Observation", aid, "total"),
+            "meta": {"profile": [SCREEN]},
             **common,
             "code": {"coding": [{"system": LOINC, "code": "44261-6", "display": TOTAL_DISPLAY}], "text": TOTAL_DISPLAY},
-            "subject": patient_ref, "effectiveDateTime": asm["administered_at"], "performer": [dr_ref],
+            "subject": patient_ref,
+            "effectiveDateTime": asm["administered_at"],
+            "performer": [dr_ref],
             "valueQuantity": {"value": total, "unit": "{score}", "system": UCUM, "code": "{score}"},
             "interpretation": [{"coding": [{"system": LOINC, "code": band[1], "display": band[2]}], "text": band[2]}],
             "derivedFrom": derived,
         }
         members = [*items, total_obs]
         panel = {
-            "resourceType": "Observation", "id": rid("Observation", aid, "panel"), "meta": {"profile": [SCREEN]},
+            "resourceType": "Observation",
+            "id": rid("Observation", aid, "panel"),
+            "meta": {"profile": [SCREEN]},
             **common,
             "code": {"coding": [{"system": LOINC, "code": "44249-1", "display": PANEL_DISPLAY}], "text": PANEL_DISPLAY},
-            "subject": patient_ref, "effectiveDateTime": asm["administered_at"], "performer": [dr_ref],
-            "hasMember": [{"reference": f"Observation/{m['id']}"} for m in members], "derivedFrom": derived,
+            "subject": patient_ref,
+            "effectiveDateTime": asm["administered_at"],
+            "performer": [dr_ref],
+            "hasMember": [{"reference": f"Observation/{m['id']}"} for m in members],
+            "derivedFrom": derived,
         }
         qr_items = [
-            {"linkId": PHQ9_ITEMS[i], "text": PHQ9_ITEM_TEXT[i],
-             "answer": [{"valueCoding": {"system": LOINC, "code": ANSWERS[v][0], "display": ANSWERS[v][1]}}]}
+            {
+                "linkId": PHQ9_ITEMS[i],
+                "text": PHQ9_ITEM_TEXT[i],
+                "answer": [{"valueCoding": {"system": LOINC, "code": ANSWERS[v][0], "display": ANSWERS[v][1]}}],
+            }
             for i, v in enumerate(values)
         ]
         qr_items.append({"linkId": "44261-6", "text": TOTAL_DISPLAY, "answer": [{"valueInteger": total}]})
         qr = {
-            "resourceType": "QuestionnaireResponse", "id": qr_id,
+            "resourceType": "QuestionnaireResponse",
+            "id": qr_id,
             "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-questionnaireresponse"]},
             "identifier": {"system": f"{base}/sid/assessment", "value": aid},
-            "questionnaire": "http://loinc.org/q/44249-1", "status": "completed", "subject": patient_ref,
-            "authored": asm["administered_at"], "author": dr_ref, "item": qr_items,
+            "questionnaire": "http://loinc.org/q/44249-1",
+            "status": "completed",
+            "subject": patient_ref,
+            "authored": asm["administered_at"],
+            "author": dr_ref,
+            "item": qr_items,
         }
         out_resources: list[dict[str, Any]] = [patient, qr, panel, *members]
         if values[8] > 0:
             flag = dict(reference["flag_template"])
             flag["id"] = rid("Flag", aid, "risk")
             flag["extension"] = [
-                {"url": "http://hl7.org/fhir/StructureDefinition/flag-detail",
-                 "valueReference": {"reference": f"Observation/{items[8]['id']}"}},
+                {
+                    "url": "http://hl7.org/fhir/StructureDefinition/flag-detail",
+                    "valueReference": {"reference": f"Observation/{items[8]['id']}"},
+                },
                 reference["flag_priority"],
             ]
             flag["identifier"] = [{"system": f"{base}/sid/assessment-risk", "value": aid}]

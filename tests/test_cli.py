@@ -89,8 +89,14 @@ def test_bad_input_gets_one_clear_line_per_record_and_a_nonzero_exit(tmp_path: P
     bad_files = [p for p in INVALID.iterdir() if p.suffix in (".json", ".xml") and p.name != "directory.json"]
     assert len(lines) == len(bad_files)
     for file in bad_files:
-        assert sum(line.startswith(f"error: {INVALID.relative_to(ROOT) / file.name}:") or
-                   line.startswith(f"error: {file}:") for line in lines) == 1, file.name
+        assert (
+            sum(
+                line.startswith(f"error: {INVALID.relative_to(ROOT) / file.name}:")
+                or line.startswith(f"error: {file}:")
+                for line in lines
+            )
+            == 1
+        ), file.name
     # The valid records in the same run (directory.json's client) are still written.
     assert [p.name for p in tmp_path.glob("*.json")] == ["c-1.json"]
     assert "12 record(s) rejected" in result.stdout
@@ -132,8 +138,15 @@ def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) 
 
 
 def test_recorded_at_pins_provenance_time(tmp_path: Path) -> None:
-    result = run("map", CLINIC / "directory.json", CLINIC / "13-gad7-phq2.json", "--out", tmp_path,
-                 "--recorded-at", "2026-02-01T12:00:00-05:00")
+    result = run(
+        "map",
+        CLINIC / "directory.json",
+        CLINIC / "13-gad7-phq2.json",
+        "--out",
+        tmp_path,
+        "--recorded-at",
+        "2026-02-01T12:00:00-05:00",
+    )
     assert result.returncode == 0, result.stderr
     bundle = orjson.loads((tmp_path / "cl-13.json").read_bytes())
     provenance = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance"]

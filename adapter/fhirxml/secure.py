@@ -10,7 +10,6 @@ wrong (OWASP XML External Entity Prevention Cheat Sheet: "disable DTDs completel
 from __future__ import annotations
 
 import re
-
 import threading
 from typing import Any
 

@@ -50,8 +50,11 @@ class _Administration:
         self.performer = _performer(asm, ctx)
         self.qr_id = ctx.id("QuestionnaireResponse", asm.id)
         self.derived = [fhir.reference("QuestionnaireResponse", self.qr_id)]
-        self.head = {"meta": {"profile": [profiles.US_CORE_SCREENING]}, "status": _OBSERVATION_STATUS[asm.status],
-                     "category": [_SURVEY]}
+        self.head = {
+            "meta": {"profile": [profiles.US_CORE_SCREENING]},
+            "status": _OBSERVATION_STATUS[asm.status],
+            "category": [_SURVEY],
+        }
         tail: dict[str, Any] = {"subject": self.patient}
         if self.encounter:
             tail["encounter"] = self.encounter
@@ -61,8 +64,15 @@ class _Administration:
 
     def observation(self, obs_id: str, code: dict[str, Any], **rest: Any) -> dict[str, Any]:
         """An Observation in element order: shared head, code, shared tail, then value etc., derivedFrom last."""
-        return {"resourceType": "Observation", "id": obs_id, **self.head, "code": code, **self.tail, **rest,
-                "derivedFrom": self.derived}
+        return {
+            "resourceType": "Observation",
+            "id": obs_id,
+            **self.head,
+            "code": code,
+            **self.tail,
+            **rest,
+            "derivedFrom": self.derived,
+        }
 
 
 def _answer_value(answer: ResolvedAnswer) -> dict[str, Any]:
@@ -81,7 +91,9 @@ def questionnaire_response(asm: Assessment, result: ScoreResult, ctx: MappingCon
         for a in result.answers
     ]
     if result.total is not None and inst.total:
-        items.append({"linkId": inst.total.code, "text": inst.total.display, "answer": [{"valueInteger": result.total}]})
+        items.append(
+            {"linkId": inst.total.code, "text": inst.total.display, "answer": [{"valueInteger": result.total}]}
+        )
     author = _performer(asm, ctx)[0]
     return drop_empty(
         {

@@ -75,16 +75,21 @@ def directory_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
             organizations.add(parent)
             pending.append(parent)
 
-    def memo(kind: str, key: str, build: Callable[[], Resource]) -> Resource:
-        if (kind, key) not in ctx.memo:
-            ctx.memo[(kind, key)] = build()
-        return ctx.memo[(kind, key)]  # type: ignore[no-any-return]
+    def memo(kind: str, key: str, build: Callable[[str], Resource]) -> Resource:
+        slot = (f"directory:{kind}", key)
+        if slot not in ctx.memo:
+            ctx.memo[slot] = build(key)
+        return ctx.memo[slot]  # type: ignore[no-any-return]
 
-    out = [memo("program", p, lambda p=p: directory.program(d.programs[p], ctx)) for p in sorted(programs)]
-    out += [memo("organization", o, lambda o=o: directory.organization(d.organizations[o], ctx))
-            for o in sorted(organizations)]
-    out += [memo("practitioner", p, lambda p=p: directory.practitioner(d.practitioners[p], ctx))
-            for p in sorted(practitioners)]
+    out = [memo("program", p, lambda k: directory.program(d.programs[k], ctx)) for p in sorted(programs)]
+    out += [
+        memo("organization", o, lambda k: directory.organization(d.organizations[k], ctx))
+        for o in sorted(organizations)
+    ]
+    out += [
+        memo("practitioner", p, lambda k: directory.practitioner(d.practitioners[k], ctx))
+        for p in sorted(practitioners)
+    ]
     return out
 
 

@@ -146,7 +146,9 @@ def careplan(plan: TreatmentPlan, ctx: MappingContext) -> Resource:
             "identifier": [ctx.record_identifier("treatment-plan", plan.id)],
             "status": plan.status,
             "intent": "plan",
-            "category": [fhir.concept(systems.US_CORE_CAREPLAN_CATEGORY, "assess-plan", "Assessment and Plan of Treatment")],
+            "category": [
+                fhir.concept(systems.US_CORE_CAREPLAN_CATEGORY, "assess-plan", "Assessment and Plan of Treatment")
+            ],
             "title": plan.title,
             "subject": ctx.ref("Patient", plan.client),
             "encounter": ctx.ref("Encounter", plan.visit) if plan.visit else None,

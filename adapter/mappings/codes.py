@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapter import fhir
+from adapter.errors import TerminologyError
 from adapter.terminology import codes, systems
 
 # Record referral specialty -> key in codemaps/referrals.yaml.
@@ -49,7 +50,8 @@ def encounter_class(visit_type: str, *, telehealth: bool) -> dict[str, Any]:
     """Encounter.class (v3-ActEncounterCode): the visit type's default, or virtual (VR) for telehealth."""
     key = "VR" if telehealth else codes.visit_type(visit_type).encounter_class
     coding = codes.encounter_class(key).coding.fhir_coding()
-    assert coding is not None  # encounter classes always carry a code
+    if coding is None:  # the code map's schema requires a code; this guards a hand-edited data file
+        raise TerminologyError(f"encounter class {key!r} has no code")
     return coding
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapter import fhir
+from adapter.errors import InputError
 from adapter.fhir import Resource
 from adapter.mappings import narrative, profiles
 from adapter.mappings.context import MappingContext, fhir_instant
@@ -48,14 +49,15 @@ def _actor(recipient: Recipient, ctx: MappingContext) -> dict[str, Any]:
         reference = ctx.organization_ref(recipient.organization)
     elif recipient.practitioner:
         reference = ctx.practitioner_ref(recipient.practitioner)
-    else:
+    elif recipient.recipient_class:
         # A general designation (42 CFR 2.31(a)(4)(ii)): no resource to point at, so an identifier the consent
         # engine understands, and a display for people.
-        assert recipient.recipient_class
         reference = {
             "identifier": {"system": profiles.RECIPIENT_CLASS_SYSTEM, "value": recipient.recipient_class},
             "display": _RECIPIENT_CLASS_DISPLAY[recipient.recipient_class],
         }
+    else:  # the record model requires exactly one of the three
+        raise InputError("a consent recipient names no organization, practitioner or class")
     return {"role": _IRCP, "reference": reference}
 
 
@@ -69,11 +71,10 @@ def is_part2(consent: Consent, ctx: MappingContext) -> bool:
 
 def to_fhir(consent: Consent, ctx: MappingContext) -> list[Resource]:
     part2 = is_part2(consent, ctx)
-    if consent.grantor.party == "client":
-        performer = ctx.ref("Patient", consent.client)
-    else:
-        assert consent.grantor.related
+    if consent.grantor.related:
         performer = ctx.ref("RelatedPerson", consent.client, consent.grantor.related)
+    else:
+        performer = ctx.ref("Patient", consent.client)
     provision: dict[str, Any] = {
         "type": "permit",
         "period": date_period(consent.period),
@@ -112,5 +113,7 @@ def to_fhir(consent: Consent, ctx: MappingContext) -> list[Resource]:
         "provision": drop_empty(provision),
     }
     if consent.description:
-        resource["text"] = {**narrative.generated(narrative.paragraph(consent.description)), "status": "additional"}
+        text: dict[str, Any] = dict(narrative.generated(narrative.paragraph(consent.description)))
+        text["status"] = "additional"
+        resource["text"] = text
     return [drop_empty(resource)]

@@ -52,9 +52,7 @@ def dosage(d: Dosage, start: Any = None, end: Any = None) -> dict[str, Any]:
 
 def medication_request(order: MedicationOrder, ctx: MappingContext) -> Resource:
     dosage_instruction = [dosage(order.dosage, order.start, order.end)] if order.dosage else []
-    dispense = (
-        {"performer": ctx.program_ref(order.program)} if order.dispensed_by_program else None
-    )
+    dispense = {"performer": ctx.program_ref(order.program)} if order.dispensed_by_program else None
     return drop_empty(
         {
             "resourceType": "MedicationRequest",
@@ -92,7 +90,9 @@ def medication_statement(med: ReportedMedication, ctx: MappingContext) -> Resour
             "dateAsserted": fhir_instant(med.reported_at),
             "informationSource": ctx.ref("Patient", med.client),
             "reasonCode": [{"text": med.reason_text}] if med.reason_text else [],
-            "note": [{"text": f"Prescribed outside the clinic by: {med.prescriber_text}"}] if med.prescriber_text else [],
+            "note": [{"text": f"Prescribed outside the clinic by: {med.prescriber_text}"}]
+            if med.prescriber_text
+            else [],
             "dosage": [{"text": med.dosage_text}] if med.dosage_text else [],
         }
     )

@@ -33,9 +33,7 @@ def batch_provenance(
         "meta": meta(profiles.US_CORE_PROVENANCE),
         "target": [fhir.reference(r["resourceType"], r["id"]) for r in targets],
         "recorded": fhir_instant(recorded),
-        "activity": fhir.concept(
-            "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE", "create"
-        ),
+        "activity": fhir.concept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE", "create"),
         "agent": [
             {"type": _AUTHOR, "who": author},
             {"type": _TRANSMITTER, "who": transmitter},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapter import fhir
+from adapter.errors import InputError
 from adapter.fhir import Resource
 from adapter.mappings import profiles
 from adapter.mappings.codes import specialty_concept
@@ -35,8 +36,9 @@ _REFERRAL_CATEGORY = fhir.concept(systems.SNOMED, "3457005", "Patient referral")
 def _recipient(ref: Referral, ctx: MappingContext) -> dict[str, Any]:
     if ref.to_practitioner:
         return ctx.practitioner_ref(ref.to_practitioner)
-    assert ref.to_organization  # the record model requires one of them
-    return ctx.organization_ref(ref.to_organization)
+    if ref.to_organization:
+        return ctx.organization_ref(ref.to_organization)
+    raise InputError("a referral names no recipient")  # the record model requires one
 
 
 def service_request(ref: Referral, ctx: MappingContext) -> Resource:

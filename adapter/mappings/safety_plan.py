@@ -28,8 +28,13 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("means_safety", "Making the environment safe"),
     ("reasons_for_living", "Reasons for living"),
 )
-_STATUS = {"draft": "draft", "active": "active", "revoked": "revoked", "completed": "completed",
-           "entered-in-error": "entered-in-error"}
+_STATUS = {
+    "draft": "draft",
+    "active": "active",
+    "revoked": "revoked",
+    "completed": "completed",
+    "entered-in-error": "entered-in-error",
+}
 
 
 def _entry_text(entry: str | Contact) -> str:

@@ -161,7 +161,7 @@ def assemble(records: Iterable[SourcedRecord]) -> Clinic:
     problems: list[Problem] = []
     accepted: dict[tuple[str, str], SourcedRecord] = {}
     for item in records:
-        key = (item.record.kind, item.record.id)
+        key: tuple[str, str] = (item.record.kind, item.record.id)
         if key in accepted:
             problems.append(
                 Problem(
@@ -192,8 +192,7 @@ def assemble(records: Iterable[SourcedRecord]) -> Clinic:
     )
     charts: dict[str, Chart] = {}
     for (kind, rid), item in sorted(accepted.items()):
-        if kind == "client":
-            assert isinstance(item.record, Client)
+        if isinstance(item.record, Client):
             charts[rid] = Chart(client=item.record, source=item.source)
     grouped: dict[str, list[Any]] = defaultdict(list)
     for (_kind, _rid), item in sorted(accepted.items()):
@@ -213,7 +212,7 @@ def _first_broken_link(item: SourcedRecord, accepted: dict[tuple[str, str], Sour
     for field_name, kind, target in links(record):
         if kind == "related":
             client = accepted.get(("client", own_client or ""))
-            parties = {r.id: r for r in client.record.related} if isinstance(client and client.record, Client) else {}
+            parties = {r.id: r for r in client.record.related} if client and isinstance(client.record, Client) else {}
             party = parties.get(target)
             if party is None:
                 return _problem(item, field_name, f"unknown related party {target!r} of the client")

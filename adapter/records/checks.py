@@ -35,8 +35,9 @@ def record_problems(record: Record) -> Iterator[Problem]:
                     yield Problem(str(exc), field=f"goals[{i}].measure.instrument")
                     continue
                 if inst.total is None:
-                    yield Problem(f"{inst.key} has no total score to measure a goal by",
-                                  field=f"goals[{i}].measure.instrument")
+                    yield Problem(
+                        f"{inst.key} has no total score to measure a goal by", field=f"goals[{i}].measure.instrument"
+                    )
                 elif not inst.total_range[0] <= goal.measure.value <= inst.total_range[1]:
                     low, high = inst.total_range
                     yield Problem(f"{inst.key} totals range {low}-{high}", field=f"goals[{i}].measure.value")
@@ -53,6 +54,8 @@ def _assessment(record: Assessment) -> Iterator[Problem]:
     try:
         score(inst, record.answers, stated_total=record.stated_total)
     except TerminologyError as exc:
-        yield from (Problem(p.message, field=p.field) for p in exc.problems) if exc.problems else [
-            Problem(str(exc), field="answers")
-        ]
+        yield from (
+            (Problem(p.message, field=p.field) for p in exc.problems)
+            if exc.problems
+            else [Problem(str(exc), field="answers")]
+        )

@@ -9,7 +9,9 @@ from pydantic import AwareDatetime, Field, model_validator
 from adapter.records.common import ClinicalRecord, DatePeriod, RecordId, ShortText, Strict
 
 # Purposes of use, as codes of http://terminology.hl7.org/CodeSystem/v3-ActReason.
-Purpose = Literal["TREAT", "ETREAT", "HPAYMT", "HOPERAT", "CAREMGT", "COVERAGE", "HRESCH", "PUBHLTH", "HLEGAL", "PATRQT"]
+Purpose = Literal[
+    "TREAT", "ETREAT", "HPAYMT", "HOPERAT", "CAREMGT", "COVERAGE", "HRESCH", "PUBHLTH", "HLEGAL", "PATRQT"
+]
 # Categories of information, mapped to security labels of http://terminology.hl7.org/CodeSystem/v3-ActCode.
 Category = Literal[
     "behavioral-health",

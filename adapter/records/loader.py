@@ -108,8 +108,10 @@ def parse_xml(data: bytes, *, source: str) -> LoadResult:
     except AdapterError as exc:
         problems = exc.problems or [Problem(str(exc))]
         return LoadResult(
-            problems=[Problem(p.message, location=p.location or source, record_id=p.record_id, field=p.field)
-                      for p in problems]
+            problems=[
+                Problem(p.message, location=p.location or source, record_id=p.record_id, field=p.field)
+                for p in problems
+            ]
         )
     return validate_items(items, source=source)
 

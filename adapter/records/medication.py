@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, Field, PositiveInt, StringConstraints, model_validator
 
-from adapter.records.common import EncounterLinked, ShortText, RecordId, Strict
+from adapter.records.common import EncounterLinked, RecordId, ShortText, Strict
 
 RxNormCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$")]
 Route = Literal["oral", "sublingual", "buccal", "intramuscular", "subcutaneous", "intravenous", "transdermal", "nasal"]

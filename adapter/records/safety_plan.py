@@ -32,5 +32,7 @@ class SafetyPlan(EncounterLinked):
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
         if not (self.warning_signs or self.coping_strategies or self.crisis_contacts or self.means_safety):
-            raise ValueError("a safety plan needs at least warning signs, coping strategies, crisis contacts or means safety")
+            raise ValueError(
+                "a safety plan needs at least warning signs, coping strategies, crisis contacts or means safety"
+            )
         return self

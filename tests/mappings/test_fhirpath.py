@@ -31,8 +31,7 @@ def administrations(chart: MappedChart) -> list[tuple[dict[str, Any], list[dict[
     for qr in fp(chart.bundle, "entry.resource.ofType(QuestionnaireResponse)"):
         ref = f"QuestionnaireResponse/{qr['id']}"
         derived = [
-            r for r in chart.resources
-            if r["resourceType"] == "Observation" and ref in fp(r, "derivedFrom.reference")
+            r for r in chart.resources if r["resourceType"] == "Observation" and ref in fp(r, "derivedFrom.reference")
         ]
         out.append((qr, derived))
     return out
@@ -114,12 +113,16 @@ def test_phq9_item9_positive_with_a_low_total_raises_a_high_priority_flag(mapped
     item9 = fp(chart.bundle, "entry.resource.ofType(Observation).where(code.coding.code='44260-8')")[0]
     flags = fp(chart.bundle, "entry.resource.ofType(Flag)")
     phq_flag = [
-        f for f in flags
-        if f"Observation/{item9['id']}" in fp(f, "extension.where(url='http://hl7.org/fhir/StructureDefinition/flag-detail').value.reference")
+        f
+        for f in flags
+        if f"Observation/{item9['id']}"
+        in fp(f, "extension.where(url='http://hl7.org/fhir/StructureDefinition/flag-detail').value.reference")
     ]
     assert len(phq_flag) == 1
     assert fp(phq_flag[0], "status") == ["active"]
-    assert fp(phq_flag[0], "extension.where(url='http://hl7.org/fhir/StructureDefinition/flag-priority').value.coding.code") == ["PH"]
+    assert fp(
+        phq_flag[0], "extension.where(url='http://hl7.org/fhir/StructureDefinition/flag-priority').value.coding.code"
+    ) == ["PH"]
 
 
 def test_phq2_never_yields_a_phq9_total(mapped: dict[str, MappedChart]) -> None:
@@ -135,8 +138,11 @@ def test_cssrs_reports_a_risk_level(mapped: dict[str, MappedChart]) -> None:
     inst = instrument("c-ssrs-screener")
     assert inst.risk_level is not None
     found = [
-        o for chart in mapped.values()
-        for o in fp(chart.bundle, f"entry.resource.ofType(Observation).where(code.coding.code='{inst.risk_level.code}')")
+        o
+        for chart in mapped.values()
+        for o in fp(
+            chart.bundle, f"entry.resource.ofType(Observation).where(code.coding.code='{inst.risk_level.code}')"
+        )
     ]
     assert found and all(fp(o, "value.text") for o in found)
 
@@ -186,7 +192,9 @@ def test_measurable_goals_have_a_loinc_measure_a_threshold_and_a_due_date(mapped
 
 
 @pytest.mark.parametrize("client", ["cl-02", "cl-11"])
-def test_part2_consents_cite_42cfr_part2_and_revoked_ones_are_inactive(mapped: dict[str, MappedChart], client: str) -> None:
+def test_part2_consents_cite_42cfr_part2_and_revoked_ones_are_inactive(
+    mapped: dict[str, MappedChart], client: str
+) -> None:
     consents = fp(mapped[client].bundle, "entry.resource.ofType(Consent)")
     assert consents
     for consent in consents:
@@ -199,13 +207,18 @@ def test_part2_consents_cite_42cfr_part2_and_revoked_ones_are_inactive(mapped: d
 
 def test_moud_and_pain_buprenorphine_are_told_apart_by_source(mapped: dict[str, MappedChart]) -> None:
     oud = fp(mapped["cl-02"].bundle, "entry.resource.ofType(MedicationRequest)")
-    assert oud and all(fp(m, "medication.coding.system") == ["http://www.nlm.nih.gov/research/umls/rxnorm"] for m in oud)
+    assert oud and all(
+        fp(m, "medication.coding.system") == ["http://www.nlm.nih.gov/research/umls/rxnorm"] for m in oud
+    )
     pain = mapped["cl-15"]
     assert fp(pain.bundle, "entry.resource.ofType(MedicationRequest)") == []
     statements = fp(pain.bundle, "entry.resource.ofType(MedicationStatement)")
     assert any("buprenorphine" in fp(s, "medication.text")[0].lower() for s in statements)
-    assert all(fp(s, "informationSource.reference") == fp(pain.bundle, "entry.resource.ofType(Patient).id").copy()
-               or fp(s, "informationSource.reference")[0].startswith("Patient/") for s in statements)
+    assert all(
+        fp(s, "informationSource.reference") == fp(pain.bundle, "entry.resource.ofType(Patient).id").copy()
+        or fp(s, "informationSource.reference")[0].startswith("Patient/")
+        for s in statements
+    )
 
 
 def test_visits_name_the_program_that_provided_them(mapped: dict[str, MappedChart]) -> None:

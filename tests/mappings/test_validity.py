@@ -46,8 +46,10 @@ def test_ids_are_unique_and_full_urls_present(mapped: dict[str, MappedChart]) ->
     for chart in mapped.values():
         keys = Counter((r["resourceType"], r["id"]) for r in chart.resources)
         assert [k for k, n in keys.items() if n > 1] == []
-        assert all(e["fullUrl"].endswith(f"/{e['resource']['resourceType']}/{e['resource']['id']}")
-                   for e in chart.bundle["entry"])
+        assert all(
+            e["fullUrl"].endswith(f"/{e['resource']['resourceType']}/{e['resource']['id']}")
+            for e in chart.bundle["entry"]
+        )
 
 
 def test_json_xml_json_is_lossless(mapped: dict[str, MappedChart]) -> None:
