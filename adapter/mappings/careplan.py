@@ -104,7 +104,8 @@ def activity_request(plan: TreatmentPlan, item: Intervention, ctx: MappingContex
 def _narrative(plan: TreatmentPlan) -> dict[str, Any]:
     def goal_line(g: Goal) -> str:
         if g.measure:
-            return f"{g.description} ({g.measure.instrument} total {g.measure.comparator} {g.measure.value} by {g.due_date})"
+            m = g.measure
+            return f"{g.description} ({m.instrument} total {m.comparator} {m.value} by {g.due_date})"
         return f"{g.description}" + (f" (by {g.due_date})" if g.due_date else "")
 
     def intervention_line(i: Intervention) -> str:

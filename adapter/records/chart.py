@@ -191,7 +191,7 @@ def assemble(records: Iterable[SourcedRecord]) -> Clinic:
         programs={i: r.record for (k, i), r in accepted.items() if k == "program"},  # type: ignore[misc]
     )
     charts: dict[str, Chart] = {}
-    for (kind, rid), item in sorted(accepted.items()):
+    for (_kind, rid), item in sorted(accepted.items()):
         if isinstance(item.record, Client):
             charts[rid] = Chart(client=item.record, source=item.source)
     grouped: dict[str, list[Any]] = defaultdict(list)
