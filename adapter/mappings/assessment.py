@@ -18,10 +18,10 @@ from adapter.mappings.codes import score_quantity
 from adapter.mappings.context import MappingContext, fhir_instant
 from adapter.mappings.datatypes import drop_empty, meta
 from adapter.records import Assessment
+from adapter.records.checks import assessment_score
 from adapter.terminology import systems
-from adapter.terminology.catalog import instrument
 from adapter.terminology.models import RiskRule
-from adapter.terminology.scoring import ResolvedAnswer, ScoreResult, score
+from adapter.terminology.scoring import ResolvedAnswer, ScoreResult
 
 _SURVEY = fhir.concept(systems.OBSERVATION_CATEGORY, "survey", "Survey")
 _OBSERVATION_STATUS = {"completed": "final", "amended": "amended", "entered-in-error": "entered-in-error"}
@@ -150,8 +150,8 @@ def risk_flag(asm: Assessment, rules: tuple[RiskRule, ...], details: list[str], 
 
 
 def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
-    inst = instrument(asm.instrument)
-    result = score(inst, asm.answers, stated_total=asm.stated_total)
+    result = assessment_score(asm)
+    inst = result.instrument
     adm = _Administration(asm, ctx)
 
     members: list[Resource] = []

@@ -97,8 +97,9 @@ def _instants(node: Any) -> Iterator[datetime]:
     if isinstance(node, datetime):
         yield node
     elif isinstance(node, BaseModel):
-        for name in type(node).model_fields:
-            yield from _instants(getattr(node, name))
+        for value in vars(node).values():
+            if not isinstance(value, str | int | None):  # leaves that cannot hold a datetime: skip fast
+                yield from _instants(value)
     elif isinstance(node, tuple | list):
         for item in node:
             yield from _instants(item)

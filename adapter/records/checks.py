@@ -6,13 +6,29 @@ They run after the model's own validation and report the exact field, so an inte
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 
 from adapter.errors import Problem, TerminologyError
 from adapter.records import Assessment, Diagnosis, Record, TreatmentPlan
 from adapter.terminology.catalog import instrument
 from adapter.terminology.icd10 import normalize_icd10cm
-from adapter.terminology.scoring import score
+from adapter.terminology.scoring import ScoreResult, score
+
+# Scores computed while checking input, reused by the mapping of the same record object (pure: the score of an
+# immutable record never changes). Entries leave with their record.
+_SCORES: dict[int, tuple[weakref.ref[Assessment], ScoreResult]] = {}
+
+
+def assessment_score(record: Assessment) -> ScoreResult:
+    """The record's score (raises TerminologyError / ScoringError like `score`), computed once per record."""
+    key = id(record)
+    cached = _SCORES.get(key)
+    if cached is not None and cached[0]() is record:
+        return cached[1]
+    result = score(instrument(record.instrument), record.answers, stated_total=record.stated_total)
+    _SCORES[key] = (weakref.ref(record, lambda _ref, key=key: _SCORES.pop(key, None)), result)  # type: ignore[misc]
+    return result
 
 
 def record_problems(record: Record) -> Iterator[Problem]:
@@ -47,12 +63,12 @@ def record_problems(record: Record) -> Iterator[Problem]:
 
 def _assessment(record: Assessment) -> Iterator[Problem]:
     try:
-        inst = instrument(record.instrument)
+        instrument(record.instrument)
     except TerminologyError as exc:
         yield Problem(str(exc), field="instrument")
         return
     try:
-        score(inst, record.answers, stated_total=record.stated_total)
+        assessment_score(record)
     except TerminologyError as exc:
         yield from (
             (Problem(p.message, field=p.field) for p in exc.problems)

@@ -6,19 +6,20 @@ Records are validated one by one, so a bad record never hides the good ones next
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from adapter.errors import AdapterError, Problem
 from adapter.records import RECORD_ADAPTER, RECORD_KINDS, Record
 from adapter.records.checks import record_problems as semantic_problems
 
 SUFFIXES = (".json", ".xml")
+_RECORD_LIST: TypeAdapter[list[Record]] = TypeAdapter(list[Record])
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +53,39 @@ def record_problems(exc: ValidationError, *, source: str, record_id: str | None)
 _KIND_TAGS = frozenset(RECORD_KINDS)
 
 
-def validate_items(items: Iterable[Any], *, source: str) -> LoadResult:
-    """Validate JSON-shaped record objects (strictly: no "1" for 1, timezones required)."""
+def validate_items(items: list[Any], *, source: str) -> LoadResult:
+    """Validate JSON-shaped record objects (strictly: no "1" for 1, timezones required).
+
+    The whole list is validated in one call first (the common case: nothing wrong); only when that fails is each
+    record validated on its own, so every bad record gets its own problem and the good ones are kept.
+    """
+    try:
+        records = _RECORD_LIST.validate_json(orjson.dumps(items), strict=True)
+    except (ValidationError, AdapterError, TypeError, orjson.JSONEncodeError):
+        return _validate_one_by_one(items, source=source)
+    result = LoadResult()
+    for index, record in enumerate(records):
+        _accept(result, record, source=source, label=_label(items[index], index))
+    return result
+
+
+def _label(item: Any, index: int) -> str:
+    record_id = item.get("id") if isinstance(item, dict) else None
+    return str(record_id) if isinstance(record_id, str) else f"#{index + 1}"
+
+
+def _accept(result: LoadResult, record: Record, *, source: str, label: str) -> None:
+    problems = [Problem(p.message, location=source, record_id=label, field=p.field) for p in semantic_problems(record)]
+    if problems:
+        result.problems += problems
+    else:
+        result.records.append(SourcedRecord(record, source))
+
+
+def _validate_one_by_one(items: list[Any], *, source: str) -> LoadResult:
     result = LoadResult()
     for index, item in enumerate(items):
-        record_id = item.get("id") if isinstance(item, dict) else None
-        label = str(record_id) if isinstance(record_id, str) else f"#{index + 1}"
+        label = _label(item, index)
         if not isinstance(item, dict):
             result.problems.append(Problem("a record must be an object", location=source, record_id=label))
             continue
@@ -71,13 +99,7 @@ def validate_items(items: Iterable[Any], *, source: str) -> LoadResult:
         except AdapterError as exc:
             result.problems += [Problem(line, location=source, record_id=label) for line in exc.lines()]
         else:
-            problems = [
-                Problem(p.message, location=source, record_id=label, field=p.field) for p in semantic_problems(record)
-            ]
-            if problems:
-                result.problems += problems
-            else:
-                result.records.append(SourcedRecord(record, source))
+            _accept(result, record, source=source, label=label)
     return result
 
 

@@ -75,7 +75,9 @@ def _extension_check(groups: tuple[Group, ...]) -> Check:
         if len(present) > 1:
             raise _conflict(present, "value[x]")
         if bool(present) == ("extension" in obj):
-            raise _error("fhir_extension", "an extension has value[x] or nested extensions, not both or neither (ext-1)")
+            raise _error(
+                "fhir_extension", "an extension has value[x] or nested extensions, not both or neither (ext-1)"
+            )
         return obj
 
     return check
@@ -89,11 +91,16 @@ def concept_check(path: str, binding: ConceptBinding) -> Check:
     def check(concept: dict[str, Any]) -> dict[str, Any]:
         in_system = [coding for coding in concept.get("coding", ()) if coding.get("system") == system]
         if not in_system:
-            raise _error("fhir_binding", "{path} needs a coding from {system} (required binding)", path=path,
-                         system=system)
+            raise _error(
+                "fhir_binding", "{path} needs a coding from {system} (required binding)", path=path, system=system
+            )
         if any(coding.get("code") not in codes for coding in in_system):
-            raise _error("fhir_binding", "{path} code is not in value set {value_set} (required binding)",
-                         path=path, value_set=binding.value_set.name)
+            raise _error(
+                "fhir_binding",
+                "{path} code is not in value set {value_set} (required binding)",
+                path=path,
+                value_set=binding.value_set.name,
+            )
         return concept
 
     return check

@@ -81,7 +81,9 @@ class Compiler:
     def __init__(self, profile: Profile = FULL) -> None:
         self.profile = profile
         self.defs: dict[str, CoreSchema | None] = {}
-        self.paths: dict[str, str] = {}  # backbone model class -> FHIR path, e.g. "CarePlanActivity" -> "CarePlan.activity"
+        self.paths: dict[
+            str, str
+        ] = {}  # backbone model class -> FHIR path, e.g. "CarePlanActivity" -> "CarePlan.activity"
         self.used_bindings: set[str] = set()
 
     # --- definitions -------------------------------------------------------------------------------------

@@ -33,9 +33,7 @@ def _load(name: str) -> Any:
 @cache
 def value_sets() -> dict[str, ValueSet]:
     raw = _load("required_bindings.yaml")["value_sets"]
-    return {
-        name: ValueSet(name, entry["source"], tuple(str(c) for c in entry["codes"])) for name, entry in raw.items()
-    }
+    return {name: ValueSet(name, entry["source"], tuple(str(c) for c in entry["codes"])) for name, entry in raw.items()}
 
 
 @cache

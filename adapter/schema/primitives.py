@@ -68,10 +68,7 @@ _INLINE = (
     + "|".join(rf"<{tag}>{_TEXT}</{tag}>" for tag in ("b", "i", "em", "strong", "code", "span"))
     + ")*"
 )
-_BLOCK = (
-    rf"<p>{_INLINE}</p>|"
-    + "|".join(rf"<{tag}>(?:\s*<li>{_INLINE}</li>)*\s*</{tag}>" for tag in ("ul", "ol"))
-)
+_BLOCK = rf"<p>{_INLINE}</p>|" + "|".join(rf"<{tag}>(?:\s*<li>{_INLINE}</li>)*\s*</{tag}>" for tag in ("ul", "ol"))
 SIMPLE_XHTML = rf'^<div xmlns="http://www\.w3\.org/1999/xhtml">(?:{_BLOCK}|{_INLINE})*</div>$'
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
@@ -187,10 +184,8 @@ def reference_pattern(targets: frozenset[str] | None) -> str:
     Accepts ``Type/id`` (optionally ``/_history/vid``), an absolute URL ending in that, ``urn:uuid:``,
     ``urn:oid:`` (Bundle-local references) and ``#id`` (contained; a bare ``#`` is the container).
     """
-    if not targets or "Resource" in targets:
-        types = "[A-Z][A-Za-z]+"
-    else:
-        types = "(?:" + "|".join(sorted(targets)) + ")"
+    any_type = not targets or "Resource" in targets
+    types = "[A-Z][A-Za-z]+" if any_type else "(?:" + "|".join(sorted(targets or ())) + ")"
     tail = rf"{types}/{ID}(?:/_history/{ID})?"
     absolute = rf"[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#]+(?:/[^\s/?#]+)*/{tail}"
     return rf"^(?:{tail}|{absolute}|{UUID}|{OID}|#(?:{ID})?)$"

@@ -115,12 +115,23 @@ def patient() -> Resource:
         "birthDate": "1990-02-28",
         "_birthDate": {
             "extension": [
-                {"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": "1990-02-28T08:15:00-05:00"}
+                {
+                    "url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
+                    "valueDateTime": "1990-02-28T08:15:00-05:00",
+                }
             ]
         },
         "address": [
-            {"use": "home", "type": "physical", "line": ["1 Main St"], "city": "Springfield", "state": "MA",
-             "postalCode": "01101", "country": "US", "period": {"start": "2020-01"}}
+            {
+                "use": "home",
+                "type": "physical",
+                "line": ["1 Main St"],
+                "city": "Springfield",
+                "state": "MA",
+                "postalCode": "01101",
+                "country": "US",
+                "period": {"start": "2020-01"},
+            }
         ],
         "communication": [{"language": _cc("urn:ietf:bcp:47", "en-US", "English (United States)"), "preferred": True}],
         "generalPractitioner": [{"reference": PRACTITIONER}],
@@ -221,8 +232,13 @@ def goal() -> Resource:
         "target": [
             {
                 "measure": _cc(LOINC, "44261-6"),
-                "detailQuantity": {"value": Decimal("10"), "comparator": "<", "unit": "{score}", "system": UCUM,
-                                   "code": "{score}"},
+                "detailQuantity": {
+                    "value": Decimal("10"),
+                    "comparator": "<",
+                    "unit": "{score}",
+                    "system": UCUM,
+                    "code": "{score}",
+                },
                 "dueDate": "2024-06-30",
             }
         ],

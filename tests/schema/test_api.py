@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic_core import ValidationError
 
@@ -12,7 +14,7 @@ from adapter.schema.validator import errors, is_valid, problems_from, validate, 
 from .samples import bundle, care_plan, patient, phq9_total
 
 
-def _component_observation() -> dict:
+def _component_observation() -> dict[str, Any]:
     resource = phq9_total()
     del resource["valueQuantity"]
     resource["component"] = [{"code": {"text": "item 1"}, "valueQuantity": {"value": "2"}}]

@@ -92,8 +92,18 @@ def _wrong_primitive(draw: Draw, r: dict[str, Any]) -> None:
 
 def _bad_date(draw: Draw, r: dict[str, Any]) -> None:
     dated = lambda p, k, v: isinstance(v, str) and v[:4].isdigit() and "-" in v[4:5]  # noqa: E731
-    bad = ["2024-13-01", "2024-02-30", "2023-02-29", "2024-03-05T10:00:00", "2024-03-05T10:00Z", "24-03-05",
-           "2024-03-05T25:00:00Z", "2024-03-05 10:00:00Z", "2024-3-5", "2024-03-05T10:00:00+15:00"]
+    bad = [
+        "2024-13-01",
+        "2024-02-30",
+        "2023-02-29",
+        "2024-03-05T10:00:00",
+        "2024-03-05T10:00Z",
+        "24-03-05",
+        "2024-03-05T25:00:00Z",
+        "2024-03-05 10:00:00Z",
+        "2024-3-5",
+        "2024-03-05T10:00:00+15:00",
+    ]
     _set(draw, r, dated, draw(st.sampled_from(bad)))
 
 
@@ -104,8 +114,13 @@ def _bad_id(draw: Draw, r: dict[str, Any]) -> None:
 def _two_choices(draw: Draw, r: dict[str, Any]) -> None:
     prefixes = ("value", "effective", "onset", "medication", "scheduled", "occurrence", "deceased", "due", "detail")
     objects = [
-        (v, k) for _, _, v in _nodes(r) if isinstance(v, dict) for k in v
-        if k.startswith(prefixes) and k not in prefixes and k[len(next(p for p in prefixes if k.startswith(p)))].isupper()
+        (v, k)
+        for _, _, v in _nodes(r)
+        if isinstance(v, dict)
+        for k in v
+        if k.startswith(prefixes)
+        and k not in prefixes
+        and k[len(next(p for p in prefixes if k.startswith(p)))].isupper()
     ]
     if objects:
         obj, key = draw(st.sampled_from(objects))
@@ -131,9 +146,11 @@ def _wrong_resource_type(draw: Draw, r: dict[str, Any]) -> None:
     r["resourceType"] = draw(st.sampled_from(["Patient", "Observation", "Basic", "Foo", "observation"]))
 
 
+_CODED = frozenset({"status", "intent", "priority", "use", "gender", "kind", "type", "mode"})
+
+
 def _bad_status(draw: Draw, r: dict[str, Any]) -> None:
-    coded = lambda p, k, v: k in {"status", "intent", "priority", "use", "gender", "kind", "type", "mode"}  # noqa: E731
-    _set(draw, r, lambda p, k, v: coded(p, k, v) and isinstance(v, str), draw(st.sampled_from(["bogus", "Final"])))
+    _set(draw, r, lambda p, k, v: k in _CODED and isinstance(v, str), draw(st.sampled_from(["bogus", "Final"])))
 
 
 def _bad_system(draw: Draw, r: dict[str, Any]) -> None:
@@ -154,8 +171,20 @@ def _str_for_decimal(draw: Draw, r: dict[str, Any]) -> None:
 
 
 MUTATIONS = [
-    _drop_element, _unknown_element, _wrong_primitive, _bad_date, _bad_id, _two_choices, _empty_string,
-    _empty_list, _empty_object, _wrong_resource_type, _bad_status, _bad_system, _bad_target, _bool_for_int,
+    _drop_element,
+    _unknown_element,
+    _wrong_primitive,
+    _bad_date,
+    _bad_id,
+    _two_choices,
+    _empty_string,
+    _empty_list,
+    _empty_object,
+    _wrong_resource_type,
+    _bad_status,
+    _bad_system,
+    _bad_target,
+    _bool_for_int,
     _str_for_decimal,
 ]
 

@@ -78,7 +78,10 @@ PROBES: dict[str, tuple[Callable[[], Resource], str | None]] = {
         _edit(phq9_total, lambda r: r["valueQuantity"].update(value="14")),
         "valueQuantity.value",
     ),
-    "NaN decimal": (_edit(phq9_total, lambda r: r["valueQuantity"].update(value=Decimal("NaN"))), "valueQuantity.value"),
+    "NaN decimal": (
+        _edit(phq9_total, lambda r: r["valueQuantity"].update(value=Decimal("NaN"))),
+        "valueQuantity.value",
+    ),
     "integer out of range": (
         _edit(questionnaire_response, lambda r: r["item"][1]["item"][0]["answer"][0].update(valueInteger=2**31)),
         "item[1].item[0].answer[0].valueInteger",

@@ -1,0 +1,241 @@
+"""Start, probe, reset and stop the FHIR test peers (no pytest here; fixtures.py wraps this).
+
+Each peer runs in its own process group on a free 127.0.0.1 port, with its stdout/stderr in a log file.
+Orphans are prevented three ways: the fixture finalizer stops the peer; an ``atexit`` hook stops whatever is
+still running (e.g. after Ctrl-C); and the peer itself exits when its stdin pipe closes, which also happens
+when the test process is killed outright (SIGKILL runs no Python code, but the kernel closes the pipe).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVERS_DIR = Path(__file__).resolve().parent
+MEDPLUM_DIR = SERVERS_DIR / "medplum"
+SEKMET_DIR = SERVERS_DIR / "sekmet"
+INSTALL_HINT = "run `bash tests/servers/install.sh`"
+RESET_PATH = "/__admin/reset"
+START_TIMEOUT_S = float(os.environ.get("BH_PEER_START_TIMEOUT", "60"))
+STOP_TIMEOUT_S = 5.0
+
+# What each peer really does, so tests only ask a peer for what it supports (see docs/testing.md).
+MEDPLUM_FEATURES = frozenset({"required-bindings", "invariants", "delete-history"})
+SEKMET_FEATURES = frozenset({"integer-versions", "xml", "delete-history"})
+
+
+class PeerStartError(RuntimeError):
+    """A peer could not be started; the message ends with the tail of its log."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A running FHIR test peer as tests see it."""
+
+    name: str
+    base_url: str  # FHIR base, no trailing slash
+    root_url: str  # server root, for the non-FHIR admin routes
+    features: frozenset[str]
+    log_path: Path | None = None
+
+    def supports(self, feature: str) -> bool:
+        return feature in self.features
+
+    def reset(self) -> None:
+        """Delete every resource, version and history entry on the peer."""
+        response = httpx.post(f"{self.root_url}{RESET_PATH}", timeout=30)
+        if response.status_code != 204:
+            raise RuntimeError(f"{self.name} peer reset failed: HTTP {response.status_code} {response.text[:300]}")
+
+    def log_tail(self, lines: int = 25) -> str:
+        return log_tail(self.log_path, lines)
+
+
+@dataclass
+class PeerProcess:
+    """A peer process this test session started."""
+
+    peer: Peer
+    process: subprocess.Popen[bytes]
+    _log_file: object = field(repr=False, default=None)
+
+    def stop(self) -> None:
+        """Close stdin (the peer exits by itself), then SIGTERM and finally SIGKILL its process group."""
+        proc = self.process
+        if proc.stdin and not proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(STOP_TIMEOUT_S)
+        close = getattr(self._log_file, "close", None)
+        if close:
+            close()
+        _RUNNING.discard(self)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+_RUNNING: set[PeerProcess] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for running in list(_RUNNING):
+        running.stop()
+
+
+def log_tail(path: Path | None, lines: int = 25) -> str:
+    if path is None or not path.exists():
+        return "(no log)"
+    text = path.read_text(encoding="utf-8", errors="replace").rstrip()
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def node_command() -> list[str]:
+    """The node binary plus the flags Medplum 5.x needs on Node 20/21 (global WebSocket)."""
+    node = os.environ.get("BH_NODE") or shutil.which("node")
+    if not node:
+        raise PeerStartError(f"medplum peer: no `node` on PATH (Node >= 20 needed; {INSTALL_HINT})")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
+    major = int(version.strip().lstrip("v").split(".")[0])
+    if major < 20:
+        raise PeerStartError(f"medplum peer: Node {version.strip()} is too old (need >= 20)")
+    if major >= 22:
+        return [node]
+    return [node, "--experimental-websocket", "--disable-warning=ExperimentalWarning"]
+
+
+def medplum_command(port: int) -> list[str]:
+    if not (MEDPLUM_DIR / "node_modules" / "@medplum" / "fhir-router").is_dir():
+        raise PeerStartError(f"medplum peer is not installed ({MEDPLUM_DIR / 'node_modules'} missing): {INSTALL_HINT}")
+    server = str(MEDPLUM_DIR / "server.mjs")
+    return [*node_command(), server, "--port", str(port), "--exit-on-stdin-eof"]
+
+
+def sekmet_python() -> Path:
+    bindir = "Scripts" if sys.platform == "win32" else "bin"
+    return SEKMET_DIR / ".venv" / bindir / ("python.exe" if sys.platform == "win32" else "python")
+
+
+def sekmet_command(port: int) -> list[str]:
+    python = sekmet_python()
+    if not python.exists():
+        raise PeerStartError(f"sekmet peer is not installed ({python} missing): {INSTALL_HINT}")
+    return [str(python), str(SEKMET_DIR / "serve.py"), "--port", str(port), "--exit-on-stdin-eof"]
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    name: str
+    fhir_path: str  # FHIR base path on the server
+    command: Callable[[int], list[str]]
+    features: frozenset[str]
+    url_env: str  # set it to use an already running peer instead of starting one
+
+
+SPECS: Mapping[str, PeerSpec] = {
+    "medplum": PeerSpec("medplum", "/fhir/R4", medplum_command, MEDPLUM_FEATURES, "BH_MEDPLUM_URL"),
+    "sekmet": PeerSpec("sekmet", "/fhir", sekmet_command, SEKMET_FEATURES, "BH_SEKMET_URL"),
+}
+
+
+def wait_ready(base_url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll [base]/metadata until it answers 200; fail early if the process exits."""
+    deadline = time.monotonic() + timeout
+    last_error = "no answer yet"
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise PeerStartError(f"exited with code {process.returncode} before answering /metadata")
+            try:
+                response = client.get(f"{base_url}/metadata")
+                if response.status_code == 200:
+                    return
+                last_error = f"/metadata answered HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.05)
+    raise PeerStartError(f"no /metadata within {timeout:.0f} s ({last_error})")
+
+
+def external_peer(spec: PeerSpec, url: str) -> Peer:
+    """A peer someone started by hand (BH_MEDPLUM_URL / BH_SEKMET_URL = its FHIR base)."""
+    base = url.rstrip("/")
+    root = base[: -len(spec.fhir_path)] if base.endswith(spec.fhir_path) else base
+    try:
+        wait_ready(base, 10.0)
+    except PeerStartError as exc:
+        raise PeerStartError(f"{spec.name} peer at {base} (from ${spec.url_env}): {exc}") from exc
+    return Peer(spec.name, base, root, spec.features)
+
+
+def start_peer(name: str, log_dir: Path | None = None, attempts: int = 3) -> PeerProcess | Peer:
+    """Start peer `name` (or attach to the one its *_URL variable names) and wait until it serves /metadata.
+
+    Returns a PeerProcess to stop later, or a bare Peer when attached to an external one.
+    Raises PeerStartError with a one-line reason followed by the log tail.
+    """
+    spec = SPECS[name]
+    if url := os.environ.get(spec.url_env):
+        return external_peer(spec, url)
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix=f"bh-peer-{name}-"))
+    reason = ""
+    log_path = log_dir / f"{name}.log"
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        log_path = log_dir / f"{name}-{attempt}.log"
+        command = spec.command(port)
+        log_file = log_path.open("wb")
+        started = time.monotonic()
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=log_dir,  # sekmet writes relative to its working directory
+            start_new_session=True,  # own process group: stop() kills the whole group
+        )
+        root = f"http://127.0.0.1:{port}"
+        running = PeerProcess(Peer(name, root + spec.fhir_path, root, spec.features, log_path), process, log_file)
+        _RUNNING.add(running)
+        try:
+            wait_ready(running.peer.base_url, START_TIMEOUT_S, process)
+        except PeerStartError as exc:
+            running.stop()
+            reason = str(exc)
+            # A port taken between free_port() and bind is the one failure worth retrying.
+            if "EADDRINUSE" in log_tail(log_path) or "address already in use" in log_tail(log_path).lower():
+                continue
+            break
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(f"[fixture] ready after {time.monotonic() - started:.2f} s\n")
+        return running
+    raise PeerStartError(
+        f"{name} FHIR peer failed to start: {reason} (command: {' '.join(command)}; log {log_path})\n"
+        f"--- last lines of {log_path.name} ---\n{log_tail(log_path)}"
+    )
