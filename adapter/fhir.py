@@ -51,16 +51,12 @@ def deterministic_id(resource_type: str, *key: str, namespace: uuid.UUID = ID_NA
     Equal to ``str(uuid.uuid5(namespace, "Type|key|..."))`` (tested), computed without building UUID objects:
     ids are minted for every resource and every reference on the hot path.
     """
-    return _uuid5(_namespace_bytes(namespace), "|".join((resource_type, *key)))
-
-
-@cache
-def _namespace_bytes(namespace: uuid.UUID) -> bytes:
-    return namespace.bytes
+    return uuid5_text(namespace.bytes, "|".join((resource_type, *key)))
 
 
 @lru_cache(maxsize=1 << 16)
-def _uuid5(namespace: bytes, name: str) -> str:
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """``str(uuid.uuid5(UUID(bytes=namespace), name))``, memoized: references repeat ids many times."""
     digest = bytearray(hashlib.sha1(namespace + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant

@@ -27,10 +27,15 @@ class MappingContext:
     # Directory resources mapped once per context and shared by every chart's Bundle (resources are never mutated
     # after mapping: consent redaction rebuilds, it does not edit).
     memo: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+    namespace_bytes: bytes = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "namespace_bytes", self.namespace.bytes)
 
     # --- identity -------------------------------------------------------------------------------------------
     def id(self, resource_type: str, *key: str) -> str:
-        return fhir.deterministic_id(resource_type, *key, namespace=self.namespace)
+        """fhir.deterministic_id in this clinic's namespace."""
+        return fhir.uuid5_text(self.namespace_bytes, "|".join((resource_type, *key)))
 
     def ref(self, resource_type: str, *key: str, display: str | None = None) -> dict[str, Any]:
         return fhir.reference(resource_type, self.id(resource_type, *key), display)

@@ -19,8 +19,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -33,7 +34,7 @@ START_TIMEOUT_S = float(os.environ.get("BH_PEER_START_TIMEOUT", "60"))
 STOP_TIMEOUT_S = 5.0
 
 # What each peer really does, so tests only ask a peer for what it supports (see docs/testing.md).
-MEDPLUM_FEATURES = frozenset({"required-bindings", "invariants", "delete-history"})
+MEDPLUM_FEATURES = frozenset({"required-bindings", "invariants", "strict-search", "delete-history"})
 SEKMET_FEATURES = frozenset({"integer-versions", "xml", "delete-history"})
 
 
@@ -50,6 +51,7 @@ class Peer:
     root_url: str  # server root, for the non-FHIR admin routes
     features: frozenset[str]
     log_path: Path | None = None
+    startup_seconds: float | None = None  # spawn to first 200 from /metadata
 
     def supports(self, feature: str) -> bool:
         return feature in self.features
@@ -64,13 +66,13 @@ class Peer:
         return log_tail(self.log_path, lines)
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: instances live in the _RUNNING set
 class PeerProcess:
     """A peer process this test session started."""
 
     peer: Peer
     process: subprocess.Popen[bytes]
-    _log_file: object = field(repr=False, default=None)
+    log_file: IO[bytes] | None = field(repr=False, default=None)
 
     def stop(self) -> None:
         """Close stdin (the peer exits by itself), then SIGTERM and finally SIGKILL its process group."""
@@ -85,13 +87,9 @@ class PeerProcess:
                 os.killpg(proc.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(STOP_TIMEOUT_S)
-        close = getattr(self._log_file, "close", None)
-        if close:
-            close()
+        if self.log_file:
+            self.log_file.close()
         _RUNNING.discard(self)
-
-    def __hash__(self) -> int:
-        return id(self)
 
 
 _RUNNING: set[PeerProcess] = set()
@@ -225,6 +223,8 @@ def start_peer(name: str, log_dir: Path | None = None, attempts: int = 3) -> Pee
         _RUNNING.add(running)
         try:
             wait_ready(running.peer.base_url, START_TIMEOUT_S, process)
+            running.peer = replace(running.peer, startup_seconds=time.monotonic() - started)
+            return running
         except PeerStartError as exc:
             running.stop()
             reason = str(exc)
@@ -232,9 +232,6 @@ def start_peer(name: str, log_dir: Path | None = None, attempts: int = 3) -> Pee
             if "EADDRINUSE" in log_tail(log_path) or "address already in use" in log_tail(log_path).lower():
                 continue
             break
-        with log_path.open("a", encoding="utf-8") as log:
-            log.write(f"[fixture] ready after {time.monotonic() - started:.2f} s\n")
-        return running
     raise PeerStartError(
         f"{name} FHIR peer failed to start: {reason} (command: {' '.join(command)}; log {log_path})\n"
         f"--- last lines of {log_path.name} ---\n{log_tail(log_path)}"
