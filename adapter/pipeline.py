@@ -13,7 +13,7 @@ from pathlib import Path
 from adapter import fhir
 from adapter.errors import AdapterError, FhirValidationError, Problem
 from adapter.fhir import Resource
-from adapter.mappings.bundle import chart_resources, collection_bundle, recorded_instant
+from adapter.mappings.bundle import chart_resources, collection_bundle, recorded_instant, shared_ids
 from adapter.mappings.context import MappingContext
 from adapter.records.chart import Chart, Clinic, assemble
 from adapter.records.loader import load_paths
@@ -51,9 +51,17 @@ def context(clinic: Clinic, settings: Settings) -> MappingContext:
     )
 
 
-def validate_resources(resources: Sequence[Resource], *, strict: bool) -> None:
-    """Fast compiled validation of every resource; with `strict`, fhir.resources (the reference) as well."""
+def validate_resources(resources: Sequence[Resource], *, strict: bool, seen: set[int] | None = None) -> None:
+    """Fast compiled validation of every resource; with `strict`, fhir.resources (the reference) as well.
+
+    `seen` holds the ids of resource objects already validated: directory resources are shared, immutable
+    objects that appear in every client's Bundle, and need checking once.
+    """
     for resource in resources:
+        if seen is not None:
+            if id(resource) in seen:
+                continue
+            seen.add(id(resource))
         validator.validate(resource)
         if strict:
             fhir.reference_validate(resource)
@@ -62,7 +70,10 @@ def validate_resources(resources: Sequence[Resource], *, strict: bool) -> None:
 def map_chart(chart: Chart, ctx: MappingContext, *, strict: bool = False) -> MappedChart:
     recorded = recorded_instant(chart, ctx)
     resources = chart_resources(chart, ctx, recorded)
-    validate_resources(resources, strict=strict)
+    shared = shared_ids(ctx)
+    validated: set[int] = ctx.memo.setdefault(("shared", "validated"), set())
+    validate_resources([r for r in resources if id(r) not in shared], strict=strict)
+    validate_resources([r for r in resources if id(r) in shared], strict=strict, seen=validated)
     return MappedChart(chart.client.id, chart.source, resources, collection_bundle(chart, resources, ctx, recorded))
 
 

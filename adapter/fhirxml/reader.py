@@ -237,10 +237,7 @@ def _rebuild(el: etree._Element, parent: etree._Element | None) -> etree._Elemen
     FHIR document) so that it serialises as ``<div xmlns="http://www.w3.org/1999/xhtml">``."""
     tag = el.tag
     attrib: dict[str, str] = {str(k): str(v) for k, v in el.attrib.items()}
-    if parent is None:
-        copy = etree.Element(tag, attrib, nsmap=_XHTML_NSMAP)
-    else:
-        copy = etree.SubElement(parent, tag, attrib)
+    copy = etree.Element(tag, attrib, nsmap=_XHTML_NSMAP) if parent is None else etree.SubElement(parent, tag, attrib)
     copy.text = el.text
     copy.tail = el.tail if parent is not None else None
     for child in el:

@@ -28,7 +28,7 @@ from adapter.mappings import (
 )
 from adapter.mappings.context import MappingContext, fhir_instant
 from adapter.mappings.provenance import batch_provenance
-from adapter.records.chart import Chart, links
+from adapter.records.chart import Chart
 
 Mapper = Callable[[Any, MappingContext], list[Resource]]
 
@@ -59,14 +59,9 @@ def directory_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
     """The programs, organizations and practitioners the chart's records link to (parents of programs and of
     organizations included), each mapped once per context."""
     d = ctx.directory
-    practitioners: set[str] = set()
-    organizations: set[str] = set()
-    programs: set[str] = set()
-    wanted = {"practitioner": practitioners, "organization": organizations, "program": programs}
-    for record in chart.records():
-        for _field, kind, target in links(record):
-            if kind in wanted:
-                wanted[kind].add(target)
+    practitioners = {target for kind, target in chart.directory_links if kind == "practitioner"}
+    organizations = {target for kind, target in chart.directory_links if kind == "organization"}
+    programs = {target for kind, target in chart.directory_links if kind == "program"}
     organizations.update(d.programs[p].organization for p in programs)
     pending = list(organizations)
     while pending:  # walk partOf chains up to the top organization
@@ -78,7 +73,8 @@ def directory_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
     def memo(kind: str, key: str, build: Callable[[str], Resource]) -> Resource:
         slot = (f"directory:{kind}", key)
         if slot not in ctx.memo:
-            ctx.memo[slot] = build(key)
+            ctx.memo[slot] = resource = build(key)
+            shared_ids(ctx).add(id(resource))
         return ctx.memo[slot]  # type: ignore[no-any-return]
 
     out = [memo("program", p, lambda k: directory.program(d.programs[k], ctx)) for p in sorted(programs)]
@@ -93,16 +89,23 @@ def directory_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
     return out
 
 
-def _instants(node: Any) -> Iterator[datetime]:
-    if isinstance(node, datetime):
-        yield node
-    elif isinstance(node, BaseModel):
-        for value in vars(node).values():
-            if not isinstance(value, str | int | None):  # leaves that cannot hold a datetime: skip fast
-                yield from _instants(value)
-    elif isinstance(node, tuple | list):
-        for item in node:
-            yield from _instants(item)
+def _instants(records: list[Any]) -> Iterator[datetime]:
+    """Every datetime in the records, nested parts included (an explicit stack: this runs once per chart)."""
+    stack = list(records)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, datetime):
+            yield node
+        elif isinstance(node, BaseModel):
+            stack.extend(v for v in vars(node).values() if not isinstance(v, str | int | None))
+        elif isinstance(node, tuple | list):
+            stack.extend(node)
+
+
+def shared_ids(ctx: MappingContext) -> set[int]:
+    """id() of the directory resources mapped in this context: one object each, shared by every Bundle and kept
+    alive by the context (so their ids are never reused)."""
+    return ctx.memo.setdefault(("shared", "ids"), set())  # type: ignore[no-any-return]
 
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")

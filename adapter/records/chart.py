@@ -6,7 +6,6 @@ problem naming the field; so is a record that depends on a rejected one. Nothing
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +53,8 @@ class Chart:
     medication_orders: list[MedicationOrder] = field(default_factory=list)
     reported_medications: list[ReportedMedication] = field(default_factory=list)
     visits: list[Visit] = field(default_factory=list)
+    # (kind, id) of the practitioners, organizations and programs the chart's records link to
+    directory_links: set[tuple[str, str]] = field(default_factory=set)
 
     def record_count(self) -> int:
         return 1 + sum(len(getattr(self, name)) for name in _CHART_LISTS.values())
@@ -152,6 +153,7 @@ def links(record: Any) -> Iterator[tuple[str, str, str]]:
                 yield f"diagnoses[{i}]", "diagnosis", dx
 
 
+_DIRECTORY = frozenset({"practitioner", "organization", "program"})
 # Kinds whose ids are scoped to one client: a link to them must stay inside the same chart.
 _CLIENT_SCOPED = {"diagnosis", "visit", "assessment"}
 
@@ -176,10 +178,11 @@ def assemble(records: Iterable[SourcedRecord]) -> Clinic:
 
     # Fixed point: drop records whose links do not resolve among the still-accepted records.
     changed = True
+    record_links = {key: tuple(links(item.record)) for key, item in accepted.items()}
     while changed:
         changed = False
         for key, item in list(accepted.items()):
-            problem = _first_broken_link(item, accepted)
+            problem = _first_broken_link(item, record_links[key], accepted)
             if problem:
                 problems.append(problem)
                 del accepted[key]
@@ -191,25 +194,27 @@ def assemble(records: Iterable[SourcedRecord]) -> Clinic:
         programs={i: r.record for (k, i), r in accepted.items() if k == "program"},  # type: ignore[misc]
     )
     charts: dict[str, Chart] = {}
-    for (_kind, rid), item in sorted(accepted.items()):
+    ordered = sorted(accepted.items())
+    for (_kind, rid), item in ordered:
         if isinstance(item.record, Client):
             charts[rid] = Chart(client=item.record, source=item.source)
-    grouped: dict[str, list[Any]] = defaultdict(list)
-    for (_kind, _rid), item in sorted(accepted.items()):
-        client_id = getattr(item.record, "client", None)
-        if isinstance(client_id, str):
-            grouped[client_id].append(item.record)
-    for client_id, items in grouped.items():
+    for key, item in ordered:
+        client_id = key[1] if isinstance(item.record, Client) else getattr(item.record, "client", None)
+        if not isinstance(client_id, str):
+            continue  # directory records belong to no chart
         chart = charts[client_id]
-        for record in items:
-            getattr(chart, _CHART_LISTS[type(record)]).append(record)
+        if not isinstance(item.record, Client):
+            getattr(chart, _CHART_LISTS[type(item.record)]).append(item.record)
+        chart.directory_links.update((kind, target) for _f, kind, target in record_links[key] if kind in _DIRECTORY)
     return Clinic(directory=directory, charts=list(charts.values()), problems=problems)
 
 
-def _first_broken_link(item: SourcedRecord, accepted: dict[tuple[str, str], SourcedRecord]) -> Problem | None:
+def _first_broken_link(
+    item: SourcedRecord, record_links: tuple[tuple[str, str, str], ...], accepted: dict[tuple[str, str], SourcedRecord]
+) -> Problem | None:
     record = item.record
     own_client = getattr(record, "client", None)
-    for field_name, kind, target in links(record):
+    for field_name, kind, target in record_links:
         if kind == "related":
             client = accepted.get(("client", own_client or ""))
             parties = {r.id: r for r in client.record.related} if client and isinstance(client.record, Client) else {}

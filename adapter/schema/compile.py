@@ -9,6 +9,14 @@ any other; each resource type then gets its own root so ``resourceType`` must eq
 Everything runs in Rust except a few object-level checks that need to look at several keys at once: non-empty
 objects, choice[x] groups, ext-1 on Extension, and required CodeableConcept bindings. Those are one small
 Python after-validator per object type that has one (no walkers; each counts keys of the dict it is given).
+
+Two tiers (why: pydantic-core pays for every declared field and every after-validator on every object, and
+most of a mapping's output never uses `_name` siblings, element ids, datatype extensions or narrative markup
+beyond p/ul/li):
+- FULL compiles every R4 element. Its verdict and its errors are the validator's.
+- FAST (profile below) leaves rarely emitted elements out and requires a few always-emitted ones, which also
+  removes most non-empty checks. It only narrows FULL, so "FAST accepts" implies "FULL accepts"; anything FAST
+  rejects is re-validated by FULL (CompiledValidator). tests/schema checks the implication by property test.
 """
 
 from __future__ import annotations
@@ -46,22 +54,22 @@ class Profile:
     skip_in_resources: frozenset[str]  # left out of every resource
     skip: dict[str, frozenset[str]]  # per model class
     require: dict[str, frozenset[str]]  # per model class: also makes the non-empty check unnecessary
+    prefer: dict[str, frozenset[str]]  # per model class: tried first as required, then the checked variant
     primitive_siblings: bool  # whether `_name` extension siblings are allowed
     simple_xhtml: bool  # narrative by regex only (SIMPLE_XHTML) instead of a parse
 
 
-FULL = Profile(frozenset(), frozenset(), {}, {}, primitive_siblings=True, simple_xhtml=False)
+FULL = Profile(frozenset(), frozenset(), {}, {}, {}, primitive_siblings=True, simple_xhtml=False)
 FAST = Profile(
     skip_in_datatypes=frozenset({"id", "extension", "modifierExtension"}),
     skip_in_resources=frozenset({"implicitRules", "modifierExtension"}),
-    skip={"Reference": frozenset({"type", "identifier"}), "Coding": frozenset({"version", "userSelected"})},
+    skip={"Reference": frozenset({"type"}), "Coding": frozenset({"version", "userSelected"})},
     require={
-        "CodeableConcept": frozenset({"coding"}),
-        "Reference": frozenset({"reference"}),
         "Coding": frozenset({"system", "code"}),
         "Quantity": frozenset({"value"}),
         "Period": frozenset({"start"}),
     },
+    prefer={"Reference": frozenset({"reference"}), "CodeableConcept": frozenset({"coding"})},
     primitive_siblings=False,
     simple_xhtml=True,
 )
@@ -144,16 +152,28 @@ class Compiler:
                 )
             if element.choice:
                 groups.setdefault(element.choice, []).append(element)
-        schema = core_schema.typed_dict_schema(fields, extra_behavior="forbid", strict=True)
-        check = object_check(
-            nonempty=not is_resource and not any(f.get("required") for f in fields.values()),
-            groups=tuple(
-                (frozenset(e.name for e in members), any(e.choice_required for e in members), f"{group}[x]")
-                for group, members in groups.items()
-            ),
-            extension_rule=type_name == "Extension",
+        nonempty = not is_resource and not any(f.get("required") for f in fields.values())
+        choice = tuple(
+            (frozenset(e.name for e in members), any(e.choice_required for e in members), f"{group}[x]")
+            for group, members in groups.items()
         )
-        return core_schema.no_info_after_validator_function(check, schema) if check else schema
+        schema = core_schema.typed_dict_schema(fields, extra_behavior="forbid", strict=True)
+        check = object_check(nonempty=nonempty, groups=choice, extension_rule=type_name == "Extension")
+        if check:
+            schema = core_schema.no_info_after_validator_function(check, schema)
+        prefer = profile.prefer.get(type_name)
+        if prefer and nonempty and not choice:
+            # Try the usual shape first: with `prefer` required the object cannot be empty, so that variant needs
+            # no Python check; objects without it fall through to the checked variant.
+            usual = {
+                k: core_schema.typed_dict_field(f["schema"], required=f.get("required", True) or k in prefer)
+                for k, f in fields.items()
+            }
+            schema = core_schema.union_schema(
+                [core_schema.typed_dict_schema(usual, extra_behavior="forbid", strict=True), schema],
+                mode="left_to_right",
+            )
+        return schema
 
     def _primitive_extension(self, is_list: bool) -> CoreSchema:
         element = self._datatype("Element")

@@ -28,6 +28,8 @@ INTEGRATION_FIXTURES = frozenset({*PEER_FIXTURES.values(), "fresh_medplum", "fre
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # pyproject.toml declares `integration` too; declaring it here keeps the plugin usable on its own.
+    config.addinivalue_line("markers", "integration: talks to a real FHIR server started by the tests")
     config.addinivalue_line(
         "markers", "peer_features(*names): run a fhir_peer test only on peers that support every named feature"
     )
@@ -35,9 +37,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _session_peer(name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
     try:
-        started = start_peer(name, tmp_path_factory.mktemp(f"peer-{name}"))
+        started: PeerProcess | Peer | str = start_peer(name, tmp_path_factory.mktemp(f"peer-{name}"))
     except PeerStartError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        started = str(exc)
+    if isinstance(started, str):  # failed outside the except block, so the report is not a chained traceback
+        pytest.fail(started, pytrace=False)
     if isinstance(started, PeerProcess):
         try:
             yield started.peer

@@ -30,11 +30,13 @@ MEDPLUM_DIR = SERVERS_DIR / "medplum"
 SEKMET_DIR = SERVERS_DIR / "sekmet"
 INSTALL_HINT = "run `bash tests/servers/install.sh`"
 RESET_PATH = "/__admin/reset"
-START_TIMEOUT_S = float(os.environ.get("BH_PEER_START_TIMEOUT", "60"))
+DEFAULT_START_TIMEOUT_S = 60.0  # BH_PEER_START_TIMEOUT overrides
 STOP_TIMEOUT_S = 5.0
 
+_HTTP = httpx.Client(timeout=30.0)  # for reset(); one client, not one per call
+
 # What each peer really does, so tests only ask a peer for what it supports (see docs/testing.md).
-MEDPLUM_FEATURES = frozenset({"required-bindings", "invariants", "strict-search", "delete-history"})
+MEDPLUM_FEATURES = frozenset({"required-bindings", "invariants", "delete-history"})
 SEKMET_FEATURES = frozenset({"integer-versions", "xml", "delete-history"})
 
 
@@ -58,7 +60,7 @@ class Peer:
 
     def reset(self) -> None:
         """Delete every resource, version and history entry on the peer."""
-        response = httpx.post(f"{self.root_url}{RESET_PATH}", timeout=30)
+        response = _HTTP.post(f"{self.root_url}{RESET_PATH}")
         if response.status_code != 204:
             raise RuntimeError(f"{self.name} peer reset failed: HTTP {response.status_code} {response.text[:300]}")
 
@@ -99,6 +101,7 @@ _RUNNING: set[PeerProcess] = set()
 def _stop_all() -> None:
     for running in list(_RUNNING):
         running.stop()
+    _HTTP.close()
 
 
 def log_tail(path: Path | None, lines: int = 25) -> str:
@@ -119,8 +122,11 @@ def node_command() -> list[str]:
     node = os.environ.get("BH_NODE") or shutil.which("node")
     if not node:
         raise PeerStartError(f"medplum peer: no `node` on PATH (Node >= 20 needed; {INSTALL_HINT})")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
-    major = int(version.strip().lstrip("v").split(".")[0])
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
+        major = int(version.strip().lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        raise PeerStartError(f"medplum peer: cannot tell the version of {node}: {exc}") from exc
     if major < 20:
         raise PeerStartError(f"medplum peer: Node {version.strip()} is too old (need >= 20)")
     if major >= 22:
@@ -192,17 +198,23 @@ def external_peer(spec: PeerSpec, url: str) -> Peer:
     return Peer(spec.name, base, root, spec.features)
 
 
-def start_peer(name: str, log_dir: Path | None = None, attempts: int = 3) -> PeerProcess | Peer:
-    """Start peer `name` (or attach to the one its *_URL variable names) and wait until it serves /metadata.
+def start_peer(name: str, log_dir: Path | None = None, *, attach: bool = True) -> PeerProcess | Peer:
+    """Start peer `name` and wait until it serves /metadata (or, with `attach`, use the running peer that
+    BH_MEDPLUM_URL / BH_SEKMET_URL names).
 
     Returns a PeerProcess to stop later, or a bare Peer when attached to an external one.
     Raises PeerStartError with a one-line reason followed by the log tail.
     """
     spec = SPECS[name]
-    if url := os.environ.get(spec.url_env):
+    if attach and (url := os.environ.get(spec.url_env)):
         return external_peer(spec, url)
-    log_dir = log_dir or Path(tempfile.mkdtemp(prefix=f"bh-peer-{name}-"))
+    return spawn_peer(spec, log_dir or Path(tempfile.mkdtemp(prefix=f"bh-peer-{name}-")))
+
+
+def spawn_peer(spec: PeerSpec, log_dir: Path, attempts: int = 3) -> PeerProcess:
+    name = spec.name
     reason = ""
+    command: list[str] = []
     log_path = log_dir / f"{name}.log"
     for attempt in range(1, attempts + 1):
         port = free_port()
@@ -222,7 +234,8 @@ def start_peer(name: str, log_dir: Path | None = None, attempts: int = 3) -> Pee
         running = PeerProcess(Peer(name, root + spec.fhir_path, root, spec.features, log_path), process, log_file)
         _RUNNING.add(running)
         try:
-            wait_ready(running.peer.base_url, START_TIMEOUT_S, process)
+            timeout = float(os.environ.get("BH_PEER_START_TIMEOUT", DEFAULT_START_TIMEOUT_S))
+            wait_ready(running.peer.base_url, timeout, process)
             running.peer = replace(running.peer, startup_seconds=time.monotonic() - started)
             return running
         except PeerStartError as exc:

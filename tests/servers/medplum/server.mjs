@@ -27,8 +27,8 @@ const log = (message) => {
 
 if (typeof globalThis.WebSocket === 'undefined') {
   process.stderr.write(
-    `medplum-peer: Node ${process.version} has no global WebSocket; run "node --experimental-websocket server.mjs" ` +
-      'or use Node >= 22.\n'
+    `medplum-peer: Node ${process.version} has no global WebSocket; ` +
+      'run "node --experimental-websocket server.mjs" or use Node >= 22.\n'
   );
   process.exit(2);
 }

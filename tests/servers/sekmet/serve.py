@@ -18,8 +18,8 @@ import threading
 
 import uvicorn
 from fastapi import Response
-from sekmet.config import Settings, set_settings
-from sekmet.main import create_app
+from sekmet.config import Settings, set_settings  # type: ignore[import-untyped]
+from sekmet.main import create_app  # type: ignore[import-untyped]
 from starlette.routing import Route
 
 RESET_PATH = "/__admin/reset"
@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8091)
-    parser.add_argument("--exit-on-stdin-eof", action="store_true",
-                        help="stop when stdin closes (the test fixture holds its write end)")
+    parser.add_argument(
+        "--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (the test fixture holds its write end)"
+    )
     args = parser.parse_args(argv)
 
     settings = build_settings(args.host, args.port)
@@ -59,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     # First in the table so no catch-all route of sekmet's shadows it.
     app.router.routes.insert(0, Route(RESET_PATH, reset, methods=["POST"]))
 
-    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                                           access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False, lifespan="on")
+    )
     if args.exit_on_stdin_eof:
+
         def watch_stdin() -> None:
             # read() returns only at EOF: the parent closed the pipe or died (even by SIGKILL).
             sys.stdin.buffer.read()

@@ -3,6 +3,7 @@
 
 import { globalSchema, isResourceType } from '@medplum/core';
 
+const VALIDATE = { name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' };
 const INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create',
   'search-type'].map((code) => ({ code }));
 
@@ -46,10 +47,10 @@ export function capabilityStatement(baseUrl, startedAt) {
           searchInclude: ['*'],
           searchRevInclude: ['*'],
           searchParam: searchParams(type),
-          operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+          operation: [VALIDATE],
         })),
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
-        operation: [{ name: 'validate', definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate' }],
+        operation: [VALIDATE],
       },
     ],
   };

@@ -1,7 +1,7 @@
 // node:http adapter: URL/base handling, body parsing, one-request-at-a-time execution (so a
 // transaction snapshot never races another write), FHIR response headers and bundle links.
 
-import { allOk, badRequest, getStatus, normalizeOperationOutcome } from '@medplum/core';
+import { allOk, getStatus, normalizeOperationOutcome, serverError } from '@medplum/core';
 import { capabilityStatement } from './capability.mjs';
 import { DEFAULT_COUNT, MAX_COUNT } from './search.mjs';
 
@@ -208,7 +208,12 @@ export function createHandler({ repo, router, log }) {
 
   return (req, res) => {
     const started = Date.now();
-    const url = new URL(req.url, `http://${req.headers.host ?? '127.0.0.1'}`);
+    let url;
+    try {
+      url = new URL(req.url, `http://${req.headers.host ?? '127.0.0.1'}`);
+    } catch {
+      url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    }
     readBody(req)
       .then((text) => serialize(() => route(req, url, text)))
       .catch((err) => {
@@ -225,7 +230,7 @@ export function createHandler({ repo, router, log }) {
       .catch((err) => {
         log(`${req.method} ${url.pathname} failed: ${err?.stack ?? err}`);
         if (!res.headersSent) {
-          res.writeHead(500, { 'Content-Type': FHIR_JSON }).end(JSON.stringify(badRequest(String(err))));
+          res.writeHead(500, { 'Content-Type': FHIR_JSON }).end(JSON.stringify(serverError(err)));
         }
       });
   };

@@ -43,7 +43,7 @@ export class TestRepository extends MemoryRepository {
       created: !existed,
       versionId: result.meta.versionId,
       lastUpdated: result.meta.lastUpdated,
-      resource: result,
+      resource: structuredClone(result), // `result` goes to the caller, who may change it
     });
     return result;
   }
@@ -71,7 +71,7 @@ export class TestRepository extends MemoryRepository {
   }
 
   async readVersion(resourceType, id, versionId) {
-    const change = this.changes.find((c) => c.resourceType === resourceType && c.id === id && c.versionId === versionId);
+    const change = this.historyOf(resourceType, id).find((c) => c.versionId === versionId);
     if (!change) {
       throw new OperationOutcomeError(notFound);
     }

@@ -33,7 +33,8 @@ export function normalizeQuery(resourceType, query) {
     const [code, modifier] = name.split(':');
     const sp = searchParam(resourceType, code);
     if (modifier && sp?.type === 'reference' && isResourceType(modifier) && !name.includes('.')) {
-      const prefix = (v) => v.split(',').map((part) => (part.includes('/') ? part : `${modifier}/${part}`)).join(',');
+      const qualify = (part) => (part.includes('/') ? part : `${modifier}/${part}`);
+      const prefix = (v) => v.split(',').map(qualify).join(',');
       result[code] = Array.isArray(value) ? value.map(prefix) : prefix(value);
     } else {
       result[name] = value;

@@ -31,9 +31,36 @@ function issuesOf(err) {
   return [{ severity: 'error', code: 'processing', details: { text: String(err?.message ?? err) } }];
 }
 
+// R4 "id" datatype (datatypes.html#id); @medplum/core accepts ids with spaces.
+const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+// Checks @medplum/core leaves out: the id format, and empty strings, which FHIR JSON forbids for every
+// primitive ("" is neither a value nor absent; json.html) but validateResource lets through.
+function gapIssues(resource) {
+  const issues = [];
+  if (resource.id !== undefined && !(typeof resource.id === 'string' && ID_PATTERN.test(resource.id))) {
+    const expression = [`${resource.resourceType}.id`];
+    issues.push({ severity: 'error', code: 'value', details: { text: 'Invalid id' }, expression });
+  }
+  const walk = (value, path) => {
+    if (value === '') {
+      const details = { text: 'Empty string value' };
+      issues.push({ severity: 'error', code: 'value', details, expression: [path] });
+    } else if (Array.isArray(value)) {
+      value.forEach((item, i) => walk(item, `${path}[${i}]`));
+    } else if (value && typeof value === 'object') {
+      for (const [key, item] of Object.entries(value)) {
+        walk(item, `${path}.${key}`);
+      }
+    }
+  };
+  walk(resource, resource.resourceType);
+  return issues;
+}
+
 /**
  * Validates a resource: structure, cardinality, primitive formats, FHIRPath invariants (all from
- * @medplum/core) and required bindings (./terminology.mjs).
+ * @medplum/core), required bindings (./terminology.mjs), id format and empty strings (gapIssues).
  * @param {object} resource - A FHIR resource as parsed JSON.
  * @returns {Array<object>} every issue found (errors and warnings); never throws.
  */
@@ -51,14 +78,15 @@ export function collectIssues(resource) {
       },
     ];
   }
+  const gaps = gapIssues(resource);
   const tokens = {};
   let issues;
   try {
     issues = validateResource(resource, { collect: { tokens } });
   } catch (err) {
-    return issuesOf(err);
+    return [...gaps, ...issuesOf(err)];
   }
-  return [...checkRequiredBindings(tokens), ...issues];
+  return [...gaps, ...checkRequiredBindings(tokens), ...issues];
 }
 
 /** Throws an OperationOutcomeError (-> HTTP 400) when the resource has any error-severity issue. */
