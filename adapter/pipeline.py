@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
 from pathlib import Path
+
+from pydantic_core import ValidationError
 
 from adapter import fhir
 from adapter.errors import AdapterError, FhirValidationError, Problem
@@ -21,12 +25,19 @@ from adapter.schema import validator
 from adapter.settings import Settings
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MappedChart:
     client_id: str
     source: str
     resources: list[Resource]
-    bundle: Resource
+    _chart: Chart = field(repr=False)
+    _ctx: MappingContext = field(repr=False)
+    _recorded: datetime = field(repr=False)
+
+    @cached_property
+    def bundle(self) -> Resource:
+        """The client's collection Bundle (built on first use: NDJSON output never needs it)."""
+        return collection_bundle(self._chart, self.resources, self._ctx, self._recorded)
 
 
 @dataclass(slots=True)
@@ -62,7 +73,10 @@ def validate_resources(resources: Sequence[Resource], *, strict: bool, seen: set
             if id(resource) in seen:
                 continue
             seen.add(id(resource))
-        validator.validate(resource)
+        try:
+            validator.validator_for(resource["resourceType"])(resource)
+        except ValidationError:
+            validator.validate(resource)  # raises FhirValidationError with located problems
         if strict:
             fhir.reference_validate(resource)
 
@@ -74,7 +88,7 @@ def map_chart(chart: Chart, ctx: MappingContext, *, strict: bool = False) -> Map
     validated: set[int] = ctx.memo.setdefault(("shared", "validated"), set())
     validate_resources([r for r in resources if id(r) not in shared], strict=strict)
     validate_resources([r for r in resources if id(r) in shared], strict=strict, seen=validated)
-    return MappedChart(chart.client.id, chart.source, resources, collection_bundle(chart, resources, ctx, recorded))
+    return MappedChart(chart.client.id, chart.source, resources, chart, ctx, recorded)
 
 
 def map_charts(clinic: Clinic, ctx: MappingContext, *, strict: bool = False) -> Iterator[MappedChart | AdapterError]:

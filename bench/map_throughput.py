@@ -157,6 +157,7 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
     dumps = orjson.dumps
     dr_ref = {"reference": f"Practitioner/{rid('Practitioner', 'dr')}"}
     survey = reference["survey"]
+    source = f"{base}/Organization/{rid('Organization', 'program', 'mh')}"
     for k in range(3, len(records), 2):
         client, asm = records[k], records[k + 1]
         cid, aid = client["id"], asm["id"]
@@ -165,7 +166,7 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
         patient = {
             "resourceType": "Patient",
             "id": rid("Patient", cid),
-            "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"]},
+            "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"], "source": source},
             "identifier": [{"type": reference["mr_type"], "system": ident["system"], "value": ident["value"]}],
             "active": True,
             "name": [{"family": client["names"][0]["family"], "given": client["names"][0]["given"]}],
@@ -185,7 +186,7 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
                 {
                     "resourceType": "Observation",
                     "id": rid("Observation", aid, "item", str(i + 1)),
-                    "meta": {"profile": [SCREEN]},
+                    "meta": {"profile": [SCREEN], "source": source},
                     **common,
                     "code": {
                         "coding": [{"system": LOINC, "code": PHQ9_ITEMS[i], "display": PHQ9_ITEM_TEXT[i]}],
@@ -202,7 +203,7 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
         total_obs = {
             "resourceType": "Observation",
             "id": rid("Observation", aid, "total"),
-            "meta": {"profile": [SCREEN]},
+            "meta": {"profile": [SCREEN], "source": source},
             **common,
             "code": {"coding": [{"system": LOINC, "code": "44261-6", "display": TOTAL_DISPLAY}], "text": TOTAL_DISPLAY},
             "subject": patient_ref,
@@ -216,7 +217,7 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
         panel = {
             "resourceType": "Observation",
             "id": rid("Observation", aid, "panel"),
-            "meta": {"profile": [SCREEN]},
+            "meta": {"profile": [SCREEN], "source": source},
             **common,
             "code": {"coding": [{"system": LOINC, "code": "44249-1", "display": PANEL_DISPLAY}], "text": PANEL_DISPLAY},
             "subject": patient_ref,
@@ -237,7 +238,10 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
         qr = {
             "resourceType": "QuestionnaireResponse",
             "id": qr_id,
-            "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-questionnaireresponse"]},
+            "meta": {
+                "profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-questionnaireresponse"],
+                "source": source,
+            },
             "identifier": {"system": f"{base}/sid/assessment", "value": aid},
             "questionnaire": "http://loinc.org/q/44249-1",
             "status": "completed",
@@ -250,6 +254,7 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
         if values[8] > 0:
             flag = dict(reference["flag_template"])
             flag["id"] = rid("Flag", aid, "risk")
+            flag["meta"] = {"source": source}
             flag["extension"] = [
                 {
                     "url": "http://hl7.org/fhir/StructureDefinition/flag-detail",

@@ -10,6 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
+# Real FHIR servers (Medplum engine, sekmet-fhir) for the integration tests: see docs/testing.md.
+pytest_plugins = ["tests.servers.fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

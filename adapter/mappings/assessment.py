@@ -50,11 +50,7 @@ class _Administration:
         self.performer = _performer(asm, ctx)
         self.qr_id = ctx.id("QuestionnaireResponse", asm.id)
         self.derived = [fhir.reference("QuestionnaireResponse", self.qr_id)]
-        self.head = {
-            "meta": {"profile": [profiles.US_CORE_SCREENING]},
-            "status": _OBSERVATION_STATUS[asm.status],
-            "category": [_SURVEY],
-        }
+        self.status = _OBSERVATION_STATUS[asm.status]
         tail: dict[str, Any] = {"subject": self.patient}
         if self.encounter:
             tail["encounter"] = self.encounter
@@ -67,7 +63,9 @@ class _Administration:
         return {
             "resourceType": "Observation",
             "id": obs_id,
-            **self.head,
+            "meta": {"profile": [profiles.US_CORE_SCREENING]},  # one per resource: meta is stamped later
+            "status": self.status,
+            "category": [_SURVEY],
             "code": code,
             **self.tail,
             **rest,

@@ -47,11 +47,30 @@ CHART_MAPPERS: tuple[tuple[str, Mapper], ...] = (
 )
 
 
+def with_source(resource: Resource, source: str) -> Resource:
+    """Stamp `meta.source` with the program that produced the record: the consent engine judges Part 2 status by
+    source, never by codes. `meta` goes right after `id`, where FHIR lists it."""
+    meta = resource.get("meta")
+    if meta is not None:
+        meta["source"] = source
+        return resource
+    head = {"resourceType": resource["resourceType"], "id": resource["id"], "meta": {"source": source}}
+    return head | {k: v for k, v in resource.items() if k not in head}
+
+
 def clinical_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
-    resources = patient.to_fhir(chart.client, ctx)
+    """The chart's resources, each stamped with the program its record came from (the client's registering
+    program for Patient and RelatedPerson)."""
+    resources = []
+    if chart.client.program:
+        source = ctx.program_url(chart.client.program)
+        resources += [with_source(r, source) for r in patient.to_fhir(chart.client, ctx)]
+    else:
+        resources += patient.to_fhir(chart.client, ctx)
     for attribute, mapper in CHART_MAPPERS:
         for record in getattr(chart, attribute):
-            resources += mapper(record, ctx)
+            source = ctx.program_url(record.program)
+            resources += [with_source(r, source) for r in mapper(record, ctx)]
     return resources
 
 

@@ -59,6 +59,10 @@ class MappingContext:
         """A program is an Organization (type dept) that is part of the clinic's organization."""
         return self.ref("Organization", "program", program_id)
 
+    def program_url(self, program_id: str) -> str:
+        """The program's Organization as an absolute URL: the value of `meta.source` on what it produced."""
+        return f"{self.fhir_base}/Organization/{self.id('Organization', 'program', program_id)}"
+
     def clinic_ref(self, program_id: str) -> dict[str, Any]:
         """The organization that runs a program: custodian and author of the clinic's records."""
         return self.organization_ref(self.directory.programs[program_id].organization)

@@ -132,18 +132,18 @@ class AnswerList(Cited):
         return max(o.value for o in self.options)
 
     @cached_property
-    def _value_index(self) -> dict[int, AnswerOption]:
+    def value_index(self) -> dict[int, AnswerOption]:
         return {o.value: o for o in self.options}
 
     @cached_property
-    def _code_index(self) -> dict[str, AnswerOption]:
+    def code_index(self) -> dict[str, AnswerOption]:
         return {o.code: o for o in self.options if o.code is not None}
 
     def by_value(self, value: int) -> AnswerOption | None:
-        return self._value_index.get(value)
+        return self.value_index.get(value)
 
     def by_code(self, code: str) -> AnswerOption | None:
-        return self._code_index.get(code)
+        return self.code_index.get(code)
 
     def by_answer(self, answer: bool) -> AnswerOption | None:
         return next((o for o in self.options if o.answer is answer), None)
@@ -298,14 +298,14 @@ class Instrument(Cited):
         return sum(i.answers.min_value for i in items), sum(i.answers.max_value for i in items)
 
     @cached_property
-    def _item_index(self) -> dict[str, Item]:
+    def item_index(self) -> dict[str, Item]:
         index = {i.code: i for i in self.items if i.code is not None}
         index.update({i.key: i for i in self.items})
         return index
 
     def item(self, key_or_code: str) -> Item | None:
         """The item with this key ("9") or LOINC question code ("44260-8")."""
-        return self._item_index.get(key_or_code)
+        return self.item_index.get(key_or_code)
 
     def band_for(self, total: int) -> Band | None:
         return next((b for b in self.bands if b.contains(total)), None)
