@@ -48,9 +48,7 @@ def from_xml(data: bytes, *, source: str | None = None) -> dict[str, Any]:
     try:
         return _read_resource(root)
     except RecursionError:  # libxml2 caps depth at 256; this guards a deep caller stack
-        raise InputError(
-            "FHIR XML nested too deeply", [Problem("nested too deeply", location=source)]
-        ) from None
+        raise InputError("FHIR XML nested too deeply", [Problem("nested too deeply", location=source)]) from None
     except _PathError as fail:
         path = fail.path()
         message = f"line {fail.line}: {fail.message}" if fail.line else fail.message
@@ -134,9 +132,7 @@ def _read_children(el: etree._Element, lay: Layout, out: dict[str, Any]) -> None
         _finish_primitive_list(last, values, exts, out)
 
 
-def _read_slot(
-    child: etree._Element, slot: Slot, out: dict[str, Any], values: list[Any], exts: list[Any]
-) -> None:
+def _read_slot(child: etree._Element, slot: Slot, out: dict[str, Any], values: list[Any], exts: list[Any]) -> None:
     kind = slot.kind
     if kind is Kind.COMPLEX:
         value: Any = _read_object(child, layout(slot.type))

@@ -78,9 +78,7 @@ def _unsafe(source: str | None) -> UnsafeInputError:
     return UnsafeInputError(UNSAFE_MESSAGE, [Problem(UNSAFE_MESSAGE, location=source)])
 
 
-def parse_untrusted(
-    data: bytes, *, source: str | None = None, schema: etree.XMLSchema | None = None
-) -> etree._Element:
+def parse_untrusted(data: bytes, *, source: str | None = None, schema: etree.XMLSchema | None = None) -> etree._Element:
     """Parse untrusted XML bytes into its root element, or raise.
 
     - A DOCTYPE or entity declaration -> :class:`UnsafeInputError` ("DTDs and entities are not allowed").

@@ -153,9 +153,7 @@ def _write_primitive_list(el: etree._Element, slot: Slot, values: Any, exts: Any
     count = len(values) if values is not None else len(exts or ())
     for i in range(count):
         try:
-            _write_primitive(
-                el, slot, values[i] if values is not None else None, exts[i] if exts is not None else None
-            )
+            _write_primitive(el, slot, values[i] if values is not None else None, exts[i] if exts is not None else None)
         except _PathError as fail:
             fail.segments.append(f"[{i}]")
             raise

@@ -115,6 +115,8 @@ def is_resource_type(name: str) -> bool:
         cls = model_class(name)
     except Exception:
         return False
-    return bool(getattr(cls, "get_resource_type", None)) and cls.get_resource_type() == name and any(
-        base.__name__ == "Resource" for base in cls.__mro__
+    return (
+        bool(getattr(cls, "get_resource_type", None))
+        and cls.get_resource_type() == name
+        and any(base.__name__ == "Resource" for base in cls.__mro__)
     )

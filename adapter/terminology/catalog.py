@@ -69,8 +69,7 @@ def _load(filename: str, text: str) -> Instrument:
         return Instrument.model_validate(_resolve_answer_lists(raw, location))
     except ValidationError as exc:
         problems = [
-            Problem(err["msg"], location=location, field=".".join(map(str, err["loc"])) or None)
-            for err in exc.errors()
+            Problem(err["msg"], location=location, field=".".join(map(str, err["loc"])) or None) for err in exc.errors()
         ]
         raise TerminologyError(f"{location}: invalid instrument definition", problems) from exc
 

@@ -183,8 +183,7 @@ def _load(name: str, section: str, model: type[T]) -> tuple[T, ...]:
         entries = tuple(model.model_validate(e) for e in raw)
     except ValidationError as exc:
         problems = [
-            Problem(err["msg"], location=location, field=".".join(map(str, err["loc"])) or None)
-            for err in exc.errors()
+            Problem(err["msg"], location=location, field=".".join(map(str, err["loc"])) or None) for err in exc.errors()
         ]
         raise TerminologyError(f"{location}: invalid {section}", problems) from exc
     keys = [getattr(e, "key", None) for e in entries]

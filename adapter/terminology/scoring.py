@@ -228,9 +228,7 @@ def _fires(rule: RiskRule, resolved: Mapping[str, ResolvedAnswer], total: int | 
     return True
 
 
-def _risk_level(
-    instrument: Instrument, fired: tuple[RiskRule, ...], missing: tuple[str, ...]
-) -> RiskLevel | None:
+def _risk_level(instrument: Instrument, fired: tuple[RiskRule, ...], missing: tuple[str, ...]) -> RiskLevel | None:
     """Highest level a fired rule establishes. With items missing, only the top level is certain."""
     if not instrument.risk_levels:
         return None

@@ -44,9 +44,7 @@ OBSERVATION: dict[str, Any] = {
         }
     ],
     "code": {
-        "coding": [
-            {"system": LOINC, "code": "44261-6", "display": "Patient Health Questionnaire 9 item total"}
-        ],
+        "coding": [{"system": LOINC, "code": "44261-6", "display": "Patient Health Questionnaire 9 item total"}],
         "text": "PHQ-9 total score",
     },
     "subject": PATIENT_REF,
@@ -158,9 +156,7 @@ PATIENT: dict[str, Any] = {
         ],
     },
     "deceasedBoolean": False,
-    "address": [
-        {"line": ["1 Synthetic Way", "Apt 2"], "city": "Springfield", "state": "MA", "postalCode": "01101"}
-    ],
+    "address": [{"line": ["1 Synthetic Way", "Apt 2"], "city": "Springfield", "state": "MA", "postalCode": "01101"}],
     "communication": [
         {
             "language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US"}]},
@@ -176,9 +172,7 @@ CONDITION: dict[str, Any] = {
         "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
     },
     "verificationStatus": {
-        "coding": [
-            {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}
-        ]
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]
     },
     "category": [
         {
@@ -203,9 +197,7 @@ CONDITION: dict[str, Any] = {
     "onsetDateTime": "2024-02",
     "recordedDate": "2024-03-05",
     "evidence": [{"detail": [{"reference": "Observation/phq9-total-1"}]}],
-    "note": [
-        {"authorReference": PRACTITIONER_REF, "time": "2024-03-05T10:00:00Z", "text": "Discussed **plan**."}
-    ],
+    "note": [{"authorReference": PRACTITIONER_REF, "time": "2024-03-05T10:00:00Z", "text": "Discussed **plan**."}],
 }
 
 CARE_PLAN: dict[str, Any] = {
@@ -222,11 +214,7 @@ CARE_PLAN: dict[str, Any] = {
     "status": "active",
     "intent": "plan",
     "category": [
-        {
-            "coding": [
-                {"system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category", "code": "assess-plan"}
-            ]
-        }
+        {"coding": [{"system": "http://hl7.org/fhir/us/core/CodeSystem/careplan-category", "code": "assess-plan"}]}
     ],
     "title": "Depression care plan",
     "subject": PATIENT_REF,
@@ -240,9 +228,7 @@ CARE_PLAN: dict[str, Any] = {
             "detail": {
                 "kind": "ServiceRequest",
                 "code": {
-                    "coding": [
-                        {"system": SNOMED, "code": "304891004", "display": "Cognitive behavioral therapy"}
-                    ]
+                    "coding": [{"system": SNOMED, "code": "304891004", "display": "Cognitive behavioral therapy"}]
                 },
                 "status": "scheduled",
                 "scheduledTiming": {"repeat": {"frequency": 1, "period": Decimal("1"), "periodUnit": "wk"}},
@@ -267,9 +253,7 @@ GOAL: dict[str, Any] = {
     "id": "goal-1",
     "lifecycleStatus": "active",
     "achievementStatus": {
-        "coding": [
-            {"system": "http://terminology.hl7.org/CodeSystem/goal-achievement", "code": "in-progress"}
-        ]
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/goal-achievement", "code": "in-progress"}]
     },
     "description": {"text": "PHQ-9 below 10 within 12 weeks"},
     "subject": PATIENT_REF,
@@ -329,18 +313,12 @@ CONSENT: dict[str, Any] = {
     "resourceType": "Consent",
     "id": "consent-1",
     "status": "active",
-    "scope": {
-        "coding": [
-            {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
-        ]
-    },
+    "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
     "category": [{"coding": [{"system": LOINC, "code": "59284-0", "display": "Patient Consent"}]}],
     "patient": PATIENT_REF,
     "dateTime": "2024-03-05T10:30:00-05:00",
     "organization": [{"reference": "Organization/org-bh"}],
-    "policyRule": {
-        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]
-    },
+    "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
     "provision": {
         "type": "permit",
         "period": {"start": "2024-03-05", "end": "2025-03-05"},
@@ -357,22 +335,16 @@ CONSENT: dict[str, Any] = {
                 "reference": {"reference": "Organization/org-pcp"},
             }
         ],
-        "action": [
-            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]}
-        ],
+        "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]}],
         "provision": [
             {
                 "type": "deny",
-                "securityLabel": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "SUD"}
-                ],
+                "securityLabel": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "SUD"}],
                 "class": [{"system": "http://hl7.org/fhir/resource-types", "code": "Observation"}],
                 "provision": [
                     {
                         "type": "permit",
-                        "purpose": [
-                            {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}
-                        ],
+                        "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}],
                     }
                 ],
             }
@@ -386,9 +358,7 @@ PROVENANCE: dict[str, Any] = {
     "target": [{"reference": "Observation/phq9-total-1"}, {"reference": "QuestionnaireResponse/qr-phq9-1"}],
     "occurredDateTime": "2024-03-05T09:30:00-05:00",
     "recorded": "2024-03-05T14:31:12.123Z",
-    "activity": {
-        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]
-    },
+    "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation", "code": "CREATE"}]},
     "agent": [
         {
             "type": {
@@ -454,9 +424,7 @@ FLAG: dict[str, Any] = {
     "resourceType": "Flag",
     "id": "flag-1",
     "status": "active",
-    "category": [
-        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "safety"}]}
-    ],
+    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/flag-category", "code": "safety"}]}],
     "code": {"text": "Elevated suicide risk: follow safety plan"},
     "subject": PATIENT_REF,
     "period": {"start": "2024-03-05T10:00:00-05:00"},

@@ -70,9 +70,7 @@ def test_pretty_output_leaves_the_narrative_untouched() -> None:
 def test_pretty_and_compact_hold_the_same_content() -> None:
     compact = etree.fromstring(to_xml(BUNDLE))
     pretty = etree.fromstring(to_xml(BUNDLE, pretty=True))
-    for el in pretty.iter(
-        "{http://hl7.org/fhir}*"
-    ):  # drop the indentation, which lives only in FHIR elements
+    for el in pretty.iter("{http://hl7.org/fhir}*"):  # drop the indentation, which lives only in FHIR elements
         if el.text is not None and not el.text.strip():
             el.text = None
         for child in el:

@@ -110,8 +110,7 @@ def test_nested_resources_are_wrapped_in_an_element_named_for_their_type() -> No
     }
     xml = body(to_xml(parameters))
     assert (
-        '<parameter><name value="patient"/><resource><Patient><id value="p"/></Patient></resource>'
-        "</parameter>" in xml
+        '<parameter><name value="patient"/><resource><Patient><id value="p"/></Patient></resource></parameter>' in xml
     )
     assert from_xml(to_xml(parameters)) == parameters
     contained = basic(contained=[{"resourceType": "Organization", "id": "o"}])

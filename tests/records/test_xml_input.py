@@ -162,9 +162,7 @@ def test_a_naive_datetime_is_a_schema_problem_on_its_line() -> None:
     with pytest.raises(InputError) as exc:
         xml_to_items(data, source="notes.xml")
     (line,) = problem_lines(exc)
-    assert line.startswith(
-        "notes.xml: line 2: Element 'written_at': [facet 'pattern'] The value is not accepted"
-    )
+    assert line.startswith("notes.xml: line 2: Element 'written_at': [facet 'pattern'] The value is not accepted")
     # Neither the value (it may be PHI) nor the namespace (the same everywhere) is repeated.
     assert "2024-03-01T10:00:00" not in line
     assert "{" + NAMESPACE not in line and "{" + NAMESPACE not in str(exc.value)
@@ -253,9 +251,7 @@ def test_malformed_xml_names_its_line() -> None:
 
 
 def test_a_dtd_is_refused() -> None:
-    data = b'<?xml version="1.0"?>\n<!DOCTYPE records [<!ENTITY a "x">]>\n' + xml(
-        note().replace("Seen", "&a;")
-    )
+    data = b'<?xml version="1.0"?>\n<!DOCTYPE records [<!ENTITY a "x">]>\n' + xml(note().replace("Seen", "&a;"))
     with pytest.raises(UnsafeInputError):
         xml_to_items(data, source="x")
 

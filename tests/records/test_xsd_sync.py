@@ -179,9 +179,7 @@ def test_answers_mirror_the_answers_dict(xsd: Xsd) -> None:
     key, value = get_args(unwrap(Assessment.model_fields["answers"].annotation)[0])
     (answer,) = xsd.named("complexType")["Answers"].findall(f"{XS}sequence/{XS}element")
     assert answer.get("name") == "answer"
-    min_items = next(
-        (m.min_length for m in Assessment.model_fields["answers"].metadata if isinstance(m, MinLen)), 0
-    )
+    min_items = next((m.min_length for m in Assessment.model_fields["answers"].metadata if isinstance(m, MinLen)), 0)
     assert (int(answer.get("minOccurs", "1")), answer.get("maxOccurs")) == (min_items, "unbounded")
     extension = answer.find(f"{XS}complexType/{XS}simpleContent/{XS}extension")
     assert extension is not None

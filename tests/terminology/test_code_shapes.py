@@ -10,9 +10,7 @@ from adapter.errors import TerminologyError
 from adapter.terminology import loinc, snomed
 
 
-@pytest.mark.parametrize(
-    "code", ["44261-6", "44249-1", "69689-8", "101698-9", "93374-7", "11506-3", "8302-2"]
-)
+@pytest.mark.parametrize("code", ["44261-6", "44249-1", "69689-8", "101698-9", "93374-7", "11506-3", "8302-2"])
 def test_known_loinc_codes_pass(code: str) -> None:
     assert loinc.is_loinc(code)
 
@@ -31,9 +29,7 @@ def test_check_digit_rejects_non_digits() -> None:
         loinc.check_digit("12a45")
 
 
-@given(
-    number=st.integers(min_value=1, max_value=9_999_999), position=st.integers(0, 6), delta=st.integers(1, 9)
-)
+@given(number=st.integers(min_value=1, max_value=9_999_999), position=st.integers(0, 6), delta=st.integers(1, 9))
 def test_any_single_digit_typo_is_caught(number: int, position: int, delta: int) -> None:
     digits = str(number)
     code = f"{digits}-{loinc.check_digit(digits)}"

@@ -33,9 +33,7 @@ def test_briefed_entries_exist() -> None:
         "community-resource",
         "social-services",
     } <= {c.key for c in codes.referral_targets()}
-    assert {"progress-note", "psychotherapy-note", "sud-counseling-note"} <= {
-        c.key for c in codes.note_types()
-    }
+    assert {"progress-note", "psychotherapy-note", "sud-counseling-note"} <= {c.key for c in codes.note_types()}
     assert {
         "intake",
         "individual-therapy",
@@ -67,9 +65,7 @@ def test_pinned_codes() -> None:
 
 
 def test_fhir_concepts() -> None:
-    assert codes.intervention("motivational-interviewing").fhir_concept() == {
-        "text": "Motivational interviewing"
-    }
+    assert codes.intervention("motivational-interviewing").fhir_concept() == {"text": "Motivational interviewing"}
     assert codes.intervention("dbt").fhir_concept() == {
         "text": "Dialectical behavior therapy",
         "coding": [

@@ -141,9 +141,7 @@ def test_answer_forms_are_equivalent(inst: Instrument, data: st.DataObject) -> N
 @pytest.mark.parametrize("inst", ALL, ids=ids)
 @PROPERTY
 @given(data=st.data())
-def test_rules_fire_on_partial_forms_exactly_as_their_predicates_say(
-    inst: Instrument, data: st.DataObject
-) -> None:
+def test_rules_fire_on_partial_forms_exactly_as_their_predicates_say(inst: Instrument, data: st.DataObject) -> None:
     kept = tuple(data.draw(st.lists(st.sampled_from(inst.items), unique=True)))
     form = data.draw(filled(inst, kept))
     result = score(inst, form.answers)
