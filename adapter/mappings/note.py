@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from adapter import fhir
 from adapter.fhir import Resource
@@ -13,6 +14,19 @@ from adapter.mappings.datatypes import drop_empty, meta
 from adapter.records import ProgressNote
 
 _CLINICAL_NOTE = fhir.concept(profiles.US_CORE_DOCREF_CATEGORY, "clinical-note", "Clinical Note")
+# LOINC has no type for psychotherapy notes (45 CFR 164.501) or SUD counseling notes (42 CFR 2.11), which share the
+# mental-health progress note code; the adapter's own code tells them apart, because each needs its own consent.
+_NOTE_KIND_DISPLAY = {
+    "progress-note": "Progress note",
+    "psychotherapy-note": "Psychotherapy note",
+    "sud-counseling-note": "SUD counseling note",
+}
+
+
+def note_type(note_kind: str) -> dict[str, Any]:
+    concept = note_type_concept(note_kind)
+    adapter_coding = fhir.coding(profiles.ADAPTER_CODES, note_kind, _NOTE_KIND_DISPLAY[note_kind])
+    return {"coding": [*concept.get("coding", []), adapter_coding], "text": concept["text"]}
 
 
 def to_fhir(note: ProgressNote, ctx: MappingContext) -> list[Resource]:
@@ -24,7 +38,7 @@ def to_fhir(note: ProgressNote, ctx: MappingContext) -> list[Resource]:
         "identifier": [ctx.record_identifier("progress-note", note.id)],
         "status": note.status,
         "docStatus": "final",
-        "type": note_type_concept(note.note_kind),
+        "type": note_type(note.note_kind),
         "category": [_CLINICAL_NOTE],
         "subject": ctx.ref("Patient", note.client),
         "date": fhir_instant(note.written_at),
