@@ -6,11 +6,13 @@ The Bundle is self-contained: it carries the practitioners and organizations its
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from adapter.fhir import Resource
 from adapter.mappings import (
@@ -108,6 +110,19 @@ def directory_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
     return out
 
 
+def _may_hold_instants(annotation: Any) -> bool:
+    """Could a field of this type contain a datetime (directly or in nested record parts)?"""
+    if annotation in (datetime, AwareDatetime) or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return True
+    return any(_may_hold_instants(arg) for arg in typing.get_args(annotation))
+
+
+@cache
+def _instant_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of a record model that may hold datetimes: the rest (texts, codes, dates) is never visited."""
+    return tuple(name for name, f in model.model_fields.items() if _may_hold_instants(f.annotation))
+
+
 def _instants(records: list[Any]) -> Iterator[datetime]:
     """Every datetime in the records, nested parts included (an explicit stack: this runs once per chart)."""
     stack = list(records)
@@ -116,7 +131,7 @@ def _instants(records: list[Any]) -> Iterator[datetime]:
         if isinstance(node, datetime):
             yield node
         elif isinstance(node, BaseModel):
-            stack.extend(v for v in vars(node).values() if not isinstance(v, str | int | None))
+            stack.extend(getattr(node, name) for name in _instant_fields(type(node)))
         elif isinstance(node, tuple | list):
             stack.extend(node)
 

@@ -172,3 +172,14 @@ def search_all(peer: HasBaseUrl, resource_type: str, params: Mapping[str, str] |
         for entry in page.get("entry", [])
         if entry.get("search", {}).get("mode", "match") == "match"
     ]
+
+
+def read_location(peer: HasBaseUrl, location: str) -> Resource:
+    """GET what a transaction-response entry's `location` names: relative to the base ("Type/id", Medplum) or
+    absolute with a version ("[base]/Type/id/_history/1", sekmet, a vread); raises PeerResponseError unless 200."""
+    return resource_of(request(peer, "GET", location, expect={200}))
+
+
+def entry_status(entry: Mapping[str, Any]) -> int:
+    """The HTTP status of a batch/transaction-response entry ("201" on Medplum, "201 Created" on sekmet)."""
+    return int(str(entry["response"]["status"]).split()[0])
