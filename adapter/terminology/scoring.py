@@ -115,11 +115,33 @@ def score(
     )
 
 
+# One ResolvedAnswer per (catalog item, option): catalog objects live as long as the process, and scoring runs
+# once per assessment on the mapping's hot path.
+_RESOLVED: dict[tuple[int, int], ResolvedAnswer] = {}
+
+
+def _resolved(item: Item, option: AnswerOption) -> ResolvedAnswer:
+    key = (id(item), option.value)
+    found = _RESOLVED.get(key)
+    if found is None:
+        found = _RESOLVED[key] = ResolvedAnswer(item, option)
+    return found
+
+
 def _resolve_all(instrument: Instrument, answers: Mapping[str, Answer]) -> dict[str, ResolvedAnswer]:
     resolved: dict[str, ResolvedAnswer] = {}
     seen: set[str] = set()
     problems: list[Problem] = []
+    index = instrument.item_index
     for raw_key, value in answers.items():
+        # Fast path, the common case: an item key or code and an in-range ordinal, answered once.
+        item = index.get(raw_key) if type(raw_key) is str else None
+        if item is not None and type(value) is int and item.key not in seen:
+            option = item.answers.value_index.get(value)
+            if option is not None:
+                seen.add(item.key)
+                resolved[item.key] = _resolved(item, option)
+                continue
         # Item numbers sometimes arrive as ints from spreadsheets; bools are never item numbers.
         is_number = isinstance(raw_key, int) and not isinstance(raw_key, bool)
         key = str(raw_key) if is_number else raw_key
@@ -138,7 +160,7 @@ def _resolve_all(instrument: Instrument, answers: Mapping[str, Answer]) -> dict[
         if option is None:
             problems.append(_problem(instrument, item, error))
         else:
-            resolved[item.key] = ResolvedAnswer(item, option)
+            resolved[item.key] = _resolved(item, option)
     if len(problems) == 1:
         raise ScoringError(problems[0].message, problems)
     if problems:
