@@ -11,7 +11,7 @@ import decimal
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from tests.servers.client import HasBaseUrl, Resource, errors, read_location, search_all
+from tests.servers.client import HasBaseUrl, Resource, errors, read_location, request, resource_of, search_all
 
 # What the server owns on read-back: the id it assigned and the version bookkeeping. meta.profile,
 # meta.source and meta.security are ours and must survive.
@@ -56,7 +56,11 @@ def create_transaction(resources: Sequence[Mapping[str, Any]]) -> Resource:
         body = with_references(resource, urns)
         del body["id"]  # a create ignores it; leaving it out says the server picks the id
         entries.append(
-            {"fullUrl": urns[key(resource)], "resource": body, "request": {"method": "POST", "url": body["resourceType"]}}
+            {
+                "fullUrl": urns[key(resource)],
+                "resource": body,
+                "request": {"method": "POST", "url": body["resourceType"]},
+            }
         )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
@@ -123,7 +127,11 @@ def differences(sent: Any, stored: Any, path: str = "") -> list[str]:
     if isinstance(sent, list) and isinstance(stored, list):
         if len(sent) != len(stored):
             return [f"{path}: {len(sent)} items sent, {len(stored)} stored"]
-        return [line for i, (a, b) in enumerate(zip(sent, stored, strict=True)) for line in differences(a, b, f"{path}[{i}]")]
+        return [
+            line
+            for i, (a, b) in enumerate(zip(sent, stored, strict=True))
+            for line in differences(a, b, f"{path}[{i}]")
+        ]
     return [] if sent == stored and type(sent) is type(stored) else [f"{path}: {sent!r:.120} != {stored!r:.120}"]
 
 
@@ -155,6 +163,11 @@ def snapshot(peer: HasBaseUrl, resource_types: Sequence[str]) -> dict[str, str]:
         for resource_type in sorted(set(resource_types))
         for found in search_all(peer, resource_type, {"_count": "200"})
     }
+
+
+def history_total(peer: HasBaseUrl) -> int:
+    """How many changes the peer's system history holds (a rolled-back write leaves none)."""
+    return int(resource_of(request(peer, "GET", "_history", expect={200}))["total"])
 
 
 def issue_lines(outcome: Mapping[str, Any]) -> list[str]:
