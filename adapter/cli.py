@@ -1,7 +1,8 @@
 """The `bh-adapter` console script: the only place that prints errors and picks exit codes.
 
 Exit codes (stable, from adapter.errors): 0 success; 2 usage; 3 input rejected (some records were bad; the
-good ones were still written); 4 the adapter produced invalid FHIR (a defect); 5 output could not be written.
+good ones were still written); 4 the adapter produced invalid FHIR (a defect); 5 output could not be written;
+8 a disclosure's audit trail could not be written (nothing was released).
 """
 
 from __future__ import annotations
@@ -9,18 +10,23 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
-from adapter import __version__
+from adapter import __version__, fhir
 from adapter.errors import AdapterError, FhirValidationError, InputError, OutputError, Problem, UsageError
-from adapter.output import NdjsonWriter, write_bundle
-from adapter.pipeline import MappedChart, context, load, map_charts
+from adapter.output import NdjsonWriter, atomic_write, write_bundle
+from adapter.pipeline import LoadedClinic, MappedChart, context, load, map_chart, map_charts
 from adapter.settings import Settings, get_settings
+from adapter.terminology.systems import NPI as NPI_SYSTEM
+
+if TYPE_CHECKING:
+    from adapter.consent import Identifier
 
 app = typer.Typer(
     name="bh-adapter",
@@ -139,6 +145,106 @@ def validate_command(paths: Paths) -> None:
 def version_command() -> None:
     """Print the adapter's version."""
     out_console.print(f"bh-fhir-adapter {__version__} (FHIR R4 4.0.1)")
+
+
+def _directory_identifiers(loaded: LoadedClinic, record_id: str, kind: str) -> tuple[Identifier, ...]:
+    """A directory id (or "system|value") -> the identifiers the mapped Organization/Practitioner carries."""
+    from adapter.consent import Identifier
+
+    if "|" in record_id:
+        try:
+            return (Identifier.parse(record_id),)
+        except ValueError as exc:
+            raise UsageError(f"--{kind}: {exc}") from exc
+    directory = loaded.clinic.directory
+    found: Any = (
+        directory.practitioners.get(record_id)
+        if kind == "practitioner"
+        else directory.organizations.get(record_id) or directory.programs.get(record_id)
+    )
+    if found is None:
+        raise UsageError(f"no {kind} {record_id!r} in the directory")
+    identifiers = [Identifier(system=NPI_SYSTEM, value=found.npi)] if found.npi else []
+    identifiers += [Identifier(system=i.system, value=i.value) for i in found.identifiers]
+    if not identifiers:
+        raise UsageError(f"{kind} {record_id!r} has no NPI or identifier to disclose to")
+    return tuple(identifiers)
+
+
+@app.command("disclose")
+def disclose_command(
+    client_id: Annotated[str, typer.Argument(help="the client's record id, e.g. cl-02", show_default=False)],
+    to: Annotated[str, typer.Option("--to", help="recipient organization id (directory) or system|value")],
+    purpose: Annotated[str, typer.Option(help="purpose of use (v3-ActReason): TREAT, HPAYMT, COVAUTH, HLEGAL ...")],
+    at: Annotated[datetime | None, typer.Option("--at", help="disclosure instant with offset [default: now]")] = None,
+    emergency: Annotated[str | None, typer.Option(help="nature of a bona fide medical emergency (42 CFR 2.51)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="disclosed Bundle [default: out/<client>-disclosure.json]")
+    ] = None,
+    records: Annotated[
+        list[Path] | None, typer.Option("--records", "-r", help="record files or folders [default: records]")
+    ] = None,
+    practitioner: Annotated[
+        str | None, typer.Option(help="recipient practitioner id (directory) or system|value")
+    ] = None,
+    treating: Annotated[bool, typer.Option(help="attest a treating relationship with the client")] = False,
+    medical_personnel: Annotated[bool, typer.Option(help="attest the recipient is medical personnel")] = False,
+    minor_may_consent_alone: Annotated[
+        bool, typer.Option(help="state law lets this minor consent alone (42 CFR 2.14)")
+    ] = False,
+    restriction: Annotated[
+        list[str] | None, typer.Option(help="purpose the client restricted for this recipient (45 CFR 164.522)")
+    ] = None,
+    by: Annotated[str, typer.Option(help="who discloses (recorded in the audit)")] = "bh-adapter disclose",
+) -> None:
+    """Disclose a client's records to a recipient: label, decide, redact, audit, write the Bundle, report."""
+    # Imported here: the consent engine (and SQLAlchemy) cost start-up time the other commands do not need.
+    from adapter.consent import DisclosureRequest, Emergency, HipaaRestriction, SqlAuditLog, enforce
+    from adapter.consent.report import report_lines
+
+    paths = records or [Path("records")]
+    _check_paths(paths)
+    settings = get_settings()
+    loaded = load(paths)
+    if loaded.problems:
+        _report(loaded.problems)
+        # A rejected record could be a consent that denies: disclose nothing until the input is clean.
+        raise InputError("input records were rejected: fix them before disclosing (a missing consent could widen it)")
+    chart = next((c for c in loaded.clinic.charts if c.client.id == client_id), None)
+    if chart is None:
+        raise UsageError(f"no client {client_id!r} in {', '.join(map(str, paths))}")
+    if at is not None and at.tzinfo is None:
+        raise UsageError("--at needs a timezone, e.g. 2026-01-31T12:00:00-05:00")
+    organizations = _directory_identifiers(loaded, to, "organization")
+    practitioners = _directory_identifiers(loaded, practitioner, "practitioner") if practitioner else ()
+    try:
+        request = DisclosureRequest(
+            recipient_organizations=organizations,
+            recipient_practitioners=practitioners,
+            recipient_name=to,
+            purpose=purpose,
+            instant=at or datetime.now().astimezone(),
+            disclosed_by=by,
+            emergency=Emergency(description=emergency, declared_by=by) if emergency else None,
+            recipient_is_medical_personnel=medical_personnel,
+            treating_relationship=treating,
+            minor_may_consent_alone=minor_may_consent_alone,
+            hipaa_restrictions=tuple(
+                HipaaRestriction(recipients=organizations, purposes=(p,)) for p in restriction or ()
+            ),
+        )
+    except ValidationError as exc:
+        raise UsageError("; ".join(str(e["msg"]) for e in exc.errors(include_url=False, include_input=False))) from exc
+    mapped = map_chart(chart, context(loaded.clinic, settings), strict=settings.strict_validation)
+    bundle = mapped.bundle
+    consents = [r for r in mapped.resources if r["resourceType"] == "Consent"]
+    disclosure = enforce(bundle, request, consents, audit=SqlAuditLog(settings.database_url))
+    path = out or settings.output_dir / f"{client_id}-disclosure.json"
+    atomic_write(path, fhir.dumps(disclosure.bundle, pretty=True, newline=True))
+    resources = {f"{r['resourceType']}/{r['id']}": r for r in mapped.resources}
+    for line in report_lines(disclosure, resources):
+        out_console.print(escape(line))
+    out_console.print(f"Bundle written to {escape(str(path))}")
 
 
 def main() -> None:

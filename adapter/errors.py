@@ -109,3 +109,42 @@ class OutputError(AdapterError):
 
     issue_code = "exception"
     exit_code = 5
+
+
+# --- sync with partners (adapter/sync/) ------------------------------------------------------------------------
+
+
+class PartnerConfigError(UsageError):
+    """The partners file is missing, malformed, or names something that does not exist."""
+
+
+@dataclass
+class SyncError(AdapterError):
+    """Talking to a partner's FHIR server failed. `status` and `outcome` are the partner's HTTP status and
+    OperationOutcome when it sent them (kept as received: they explain the refusal)."""
+
+    status: int | None = None
+    outcome: dict[str, Any] | None = None
+
+    issue_code = "transient"
+    http_status = 502
+    exit_code = 6
+
+
+@dataclass
+class PartnerAuthError(SyncError):
+    """The partner (or its token endpoint) refused the adapter's credentials."""
+
+    issue_code = "security"
+    exit_code = 7
+
+
+# --- consent release point (adapter/consent/) -----------------------------------------------------------------
+
+
+class AuditError(AdapterError):
+    """The audit trail of a disclosure could not be written (or read): nothing is released (fail closed)."""
+
+    issue_code = "exception"
+    http_status = 503
+    exit_code = 8

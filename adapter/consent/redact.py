@@ -1,0 +1,197 @@
+"""Step 3a, redact (pure): withhold what was denied and remove every trace of it from what is released.
+
+- A released resource whose patient, subject, focus or a FHIR-required reference points at withheld data is
+  withheld too (cascade, until nothing changes).
+- Other references to withheld or absent data are removed element-aware (CarePlan.addresses, reasonReference,
+  supportingInfo, hasMember, Provenance.target ...); a backbone element or extension left empty goes with them.
+- A resource that lost anything gets a regenerated narrative (title/status only), never the original text.
+- Organizations and practitioners are released only when a released resource references them.
+
+All rebuilds are shallow and only along the changed path: inputs are never modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from adapter.consent.graph import Graph, Node, reference_key, scan
+from adapter.consent.vocab import load_yaml
+from adapter.fhir import Resource
+from adapter.mappings import narrative
+from adapter.schema.definitions import element_map
+
+_DROP = object()  # sentinel: this object cannot stay (lost a required element, or emptied)
+_CONTENTLESS = {"id", "extension", "modifierExtension"}
+
+
+@dataclass(frozen=True)
+class Redaction:
+    released: tuple[str, ...]  # keys in Bundle order
+    resources: Mapping[str, Resource]  # key -> released (pruned) resource
+    cascaded: Mapping[str, str]  # key -> why: the withheld target it depended on
+    pruned: Mapping[str, tuple[str, ...]]  # key -> the references removed from it
+    unreferenced: tuple[str, ...]  # directory entries left out
+
+
+@cache
+def cascade_elements() -> frozenset[str]:
+    return frozenset(str(e["name"]) for e in load_yaml("propagation.yaml")["cascade_elements"])
+
+
+def _gone_fn(graph: Graph, kept: set[str]) -> Callable[[Any], bool]:
+    by_full_url = {n.full_url: n.key for n in graph if n.full_url}
+
+    def gone(reference: Any) -> bool:
+        if not isinstance(reference, Mapping):
+            return False
+        text = reference.get("reference")
+        if not isinstance(text, str) or text.startswith("#"):
+            return False  # logical (identifier-only) and contained references never dangle
+        key = reference_key(text, by_full_url)
+        return key is None or key not in kept
+
+    return gone
+
+
+def prune(value: dict[str, Any], type_name: str, gone: Callable[[Any], bool], root: bool = False) -> Any:
+    """`value` without references for which `gone` is true; the same object when nothing changed; _DROP when it
+    cannot stand without what was removed (a required element, a cascade element at the root, or nothing left)."""
+    elements = element_map(type_name)
+    out: dict[str, Any] = {}
+    changed = False
+    for name, item in value.items():
+        element = elements.get(name)
+        if element is None or element.is_primitive or element.type == "Resource" or name == "meta":
+            out[name] = item
+            continue
+        critical = element.required or (root and name in cascade_elements())
+        if isinstance(item, list):
+            kept = []
+            for member in item:
+                new = _prune_member(member, element.type, gone)
+                if new is not member:
+                    changed = True
+                if new is not _DROP:
+                    kept.append(new)
+            if not kept and item:
+                if critical:
+                    return _DROP
+                continue
+            out[name] = kept
+        else:
+            new = _prune_member(item, element.type, gone)
+            if new is not item:
+                changed = True
+            if new is _DROP:
+                if critical:
+                    return _DROP
+                continue
+            out[name] = new
+    if not changed:
+        return value
+    if type_name == "Extension" and not any(k.startswith("value") or k == "extension" for k in out):
+        return _DROP  # ext-1: an extension keeps a value or nested extensions
+    if not root and set(out) <= _CONTENTLESS:
+        return _DROP
+    return out
+
+
+def _prune_member(member: Any, type_name: str, gone: Callable[[Any], bool]) -> Any:
+    if not isinstance(member, dict):
+        return member
+    if type_name == "Reference":
+        return _DROP if gone(member) else member
+    return prune(member, type_name, gone)
+
+
+def regenerated_text(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A narrative generated from what is left: title (or type) and status. The original text may describe
+    what was withheld, so it is never kept."""
+    title = resource.get("title") or resource.get("resourceType")
+    status = resource.get("status")
+    blocks = [narrative.heading(str(title))]
+    if status:
+        blocks.append(narrative.paragraph(f"Status: {status}."))
+    return narrative.generated(*blocks)
+
+
+def _dependencies(node: Node, kept: set[str]) -> str | None:
+    """The withheld target of a cascade element (subject, patient, focus) at the resource root, if any."""
+    for ref in node.references:
+        element = ref.path.split(".")[1] if "." in ref.path else ""
+        at_root = ref.path.count(".") == 1 and not ref.reference.startswith("#")
+        if at_root and element in cascade_elements() and ref.target not in kept:
+            return ref.target or ref.reference
+    return None
+
+
+def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str]) -> Redaction:
+    """Release the permitted non-directory entries of `graph` (their labeled versions in `resources`) and the
+    directory entries they reference, with every reference to anything else removed."""
+    clinical = {n.key for n in graph if not n.is_directory and n.key in permitted}
+    kept = clinical | {n.key for n in graph if n.is_directory}
+    cascaded: dict[str, str] = {}
+    pruned: dict[str, Resource] = {}
+    progress = True
+    while progress:
+        progress = False
+        for key in sorted(clinical - set(cascaded)):
+            target = _dependencies(graph.by_key[key], kept)
+            if target is not None:
+                cascaded[key] = target
+                kept.discard(key)
+                progress = True
+        if progress:
+            continue
+        gone = _gone_fn(graph, kept)
+        pruned = {}
+        for key in sorted(clinical - set(cascaded)):
+            node = graph.by_key[key]
+            if not any(gone({"reference": r.reference}) for r in node.references):
+                continue
+            result = prune(resources[key], node.resource_type, gone, root=True)
+            if result is _DROP:
+                cascaded[key] = "a required reference"
+                kept.discard(key)
+                progress = True
+            else:
+                pruned[key] = result
+    gone = _gone_fn(graph, kept)
+    out: dict[str, Resource] = {}
+    removed: dict[str, tuple[str, ...]] = {}
+    for key in clinical - set(cascaded):
+        resource = pruned.get(key, resources[key])
+        if key in pruned:
+            removed[key] = tuple(r.reference for r in graph.by_key[key].references if gone({"reference": r.reference}))
+            if "text" in resource:
+                resource = {k: (regenerated_text(resource) if k == "text" else v) for k, v in resource.items()}
+        out[key] = resource
+    directory = _directory_closure(graph, set(out), resources, out)
+    for key in directory:
+        out[key] = resources[key]
+    released = tuple(n.key for n in graph if n.key in out)
+    unreferenced = tuple(n.key for n in graph if n.is_directory and n.key not in directory)
+    return Redaction(released, out, cascaded, removed, unreferenced)
+
+
+def _directory_closure(
+    graph: Graph, roots: set[str], resources: Mapping[str, Resource], released: Mapping[str, Resource]
+) -> set[str]:
+    """Directory entries referenced by the released resources (after pruning) and by each other (partOf)."""
+    by_full_url = {n.full_url: n.key for n in graph if n.full_url}
+    pending = [released.get(k) or resources.get(k) for k in roots]
+    found: set[str] = set()
+    while pending:
+        resource = pending.pop()
+        if resource is None:
+            continue
+        for _, text in scan(resource)[1]:
+            key = reference_key(text, by_full_url)
+            node = graph.get(key)
+            if node is not None and node.is_directory and node.key not in found:
+                found.add(node.key)
+                pending.append(resources[node.key])
+    return found
