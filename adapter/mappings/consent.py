@@ -45,10 +45,13 @@ _RECIPIENT_CLASS_DISPLAY = {"treating-providers": "My treating providers"}
 
 
 def _actor(recipient: Recipient, ctx: MappingContext) -> dict[str, Any]:
+    npi: str | None = None
     if recipient.organization:
         reference = ctx.organization_ref(recipient.organization)
+        npi = ctx.directory.organizations[recipient.organization].npi
     elif recipient.practitioner:
         reference = ctx.practitioner_ref(recipient.practitioner)
+        npi = ctx.directory.practitioners[recipient.practitioner].npi
     elif recipient.recipient_class:
         # A general designation (42 CFR 2.31(a)(4)(ii)): no resource to point at, so an identifier the consent
         # engine understands, and a display for people.
@@ -58,6 +61,10 @@ def _actor(recipient: Recipient, ctx: MappingContext) -> dict[str, Any]:
         }
     else:  # the record model requires exactly one of the three
         raise InputError("a consent recipient names no organization, practitioner or class")
+    if recipient.recipient_class is None and npi:
+        # The NPI travels with the reference, so the consent can be matched where the Bundle is not at hand
+        # (a partner's consent store, a disclosure request that names the recipient by NPI).
+        reference = {**reference, "identifier": {"system": systems.NPI, "value": npi}}
     return {"role": _IRCP, "reference": reference}
 
 
