@@ -247,6 +247,10 @@ def disclose_command(
     out_console.print(f"Bundle written to {escape(str(path))}")
 
 
+# The sync commands live in their own module; importing it registers them on `app`.
+from adapter import cli_sync  # noqa: E402, F401
+
+
 def main() -> None:
     """Console entry point: AdapterErrors become one line and their exit code, never a traceback."""
     try:

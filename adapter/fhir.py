@@ -54,14 +54,15 @@ def deterministic_id(resource_type: str, *key: str, namespace: uuid.UUID = ID_NA
     return uuid5_text(namespace.bytes, "|".join((resource_type, *key)))
 
 
+# RFC 4122 variant bits over the first hex digit of the clock_seq field: 10xx.
+_VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}
+
+
 @lru_cache(maxsize=1 << 16)
 def uuid5_text(namespace: bytes, name: str) -> str:
     """``str(uuid.uuid5(UUID(bytes=namespace), name))``, memoized: references repeat ids many times."""
-    digest = bytearray(hashlib.sha1(namespace + name.encode("utf-8"), usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = hashlib.sha1(namespace + name.encode("utf-8"), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def reference(resource_type: str, resource_id: str, display: str | None = None) -> dict[str, Any]:

@@ -10,21 +10,46 @@ Fixtures
                                 before the test. ``@pytest.mark.peer_features("invariants", ...)`` keeps only the
                                 peers that support every named feature (see peers.MEDPLUM_FEATURES / SEKMET_FEATURES).
 
-Any test using one of these fixtures gets the ``integration`` marker automatically, so
+    hapi_peer, fresh_hapi       HAPI FHIR's JPA server (tests/servers/hapi/): session / function scope like the
+                                others, but only for tests that name it; 25-90 s to start, 1-2 GB. A test
+                                module that sets ``FHIR_PEERS = ("hapi",)`` gets its ``fhir_peer`` tests run on
+                                HAPI instead of the default peers.
+    hl7_validator               session scope: runs the HL7 instance validator (tests/servers/hl7-validator/) over
+                                files, one JVM per call: ``hl7_validator.run(paths) -> ValidatorRun``.
+
+Any test using one of these fixtures gets the ``integration`` marker automatically (and HAPI's also ``hapi``), so
 ``pytest -m "not integration"`` runs the fast unit tests alone. A peer that cannot start makes its tests
 ERROR (never skip) with a one-line reason followed by the peer's log tail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.servers.peers import SPECS, Peer, PeerProcess, PeerStartError, start_peer
+from tests.servers.peers import (
+    HL7_VALIDATOR_JAR,
+    INSTALL_HINT,
+    OPT_IN_SPECS,
+    SPECS,
+    Peer,
+    PeerProcess,
+    PeerStartError,
+    ValidatorError,
+    ValidatorRun,
+    java_command,
+    run_hl7_validator,
+    start_peer,
+)
 
-PEER_FIXTURES = {"medplum": "medplum_peer", "sekmet": "sekmet_peer"}
-INTEGRATION_FIXTURES = frozenset({*PEER_FIXTURES.values(), "fresh_medplum", "fresh_sekmet", "fhir_peer"})
+PEER_FIXTURES = {"medplum": "medplum_peer", "sekmet": "sekmet_peer", "hapi": "hapi_peer"}
+HAPI_FIXTURES = frozenset({"hapi_peer", "fresh_hapi"})
+INTEGRATION_FIXTURES = frozenset(
+    {*PEER_FIXTURES.values(), "fresh_medplum", "fresh_sekmet", "fhir_peer", "hl7_validator", *HAPI_FIXTURES}
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,6 +58,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "peer_features(*names): run a fhir_peer test only on peers that support every named feature"
     )
+    config.addinivalue_line(
+        "markers", "hapi: needs the HAPI FHIR JPA server peer (Java; 25-90 s to start once per session, 1-2 GB)"
+    )
+    config.addinivalue_line("markers", "hl7_validator: runs the HL7 instance validator (Java; ~1 min per full run)")
 
 
 def _session_peer(name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
@@ -63,6 +92,18 @@ def sekmet_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
     yield from _session_peer("sekmet", tmp_path_factory)
 
 
+@pytest.fixture(scope="session")
+def hapi_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peer]:
+    """HAPI FHIR's JPA server (FHIR base .../fhir), H2 in memory, shared by the whole session."""
+    yield from _session_peer("hapi", tmp_path_factory)
+
+
+@pytest.fixture
+def fresh_hapi(hapi_peer: Peer) -> Peer:
+    hapi_peer.reset()
+    return hapi_peer
+
+
 @pytest.fixture
 def fresh_medplum(medplum_peer: Peer) -> Peer:
     medplum_peer.reset()
@@ -89,13 +130,53 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wanted: set[str] = set()
     for marker in metafunc.definition.iter_markers("peer_features"):
         wanted.update(marker.args)
-    names = [name for name, spec in SPECS.items() if wanted <= spec.features]
+    # A module may choose its peers by name, e.g. FHIR_PEERS = ("hapi",) to run imported fhir_peer tests on HAPI.
+    chosen = getattr(metafunc.module, "FHIR_PEERS", None)
+    specs = {**SPECS, **OPT_IN_SPECS}
+    candidates = {name: specs[name] for name in chosen} if chosen else SPECS
+    names = [name for name, spec in candidates.items() if wanted <= spec.features]
     if not names:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: no peer supports all of {sorted(wanted)}")
-    metafunc.parametrize("fhir_peer", names, indirect=True, ids=names)
+    params = [pytest.param(name, marks=[pytest.mark.hapi] if name in OPT_IN_SPECS else []) for name in names]
+    metafunc.parametrize("fhir_peer", params, indirect=True, ids=names)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        fixturenames = getattr(item, "fixturenames", ())
+        if INTEGRATION_FIXTURES.intersection(fixturenames):
             item.add_marker(pytest.mark.integration)
+        if "hl7_validator" in fixturenames:
+            item.add_marker(pytest.mark.hl7_validator)
+        if HAPI_FIXTURES.intersection(fixturenames):
+            item.add_marker(pytest.mark.hapi)
+
+
+# ---------------------------------------------------------------- HL7 reference validator
+
+
+@dataclass(frozen=True)
+class Hl7Validator:
+    """Runs tests/servers/hl7-validator over files; each run() is one JVM with its own log under `log_root`."""
+
+    log_root: Path
+
+    def run(self, paths: Sequence[Path], *options: str) -> ValidatorRun:
+        log_dir = self.log_root / f"run-{len(list(self.log_root.iterdir())) + 1}"
+        log_dir.mkdir()
+        return run_hl7_validator(paths, log_dir, *options)
+
+
+@pytest.fixture(scope="session")
+def hl7_validator(tmp_path_factory: pytest.TempPathFactory) -> Hl7Validator:
+    """The HL7 instance validator, checked to be built and runnable (else the test errors with one line)."""
+    reason = ""
+    try:
+        java_command()
+    except ValidatorError as exc:
+        reason = f"HL7 validator cannot run: {exc}"
+    if not reason and not HL7_VALIDATOR_JAR.exists():
+        reason = f"HL7 validator is not built ({HL7_VALIDATOR_JAR} missing): {INSTALL_HINT}"
+    if reason:
+        pytest.fail(reason, pytrace=False)
+    return Hl7Validator(tmp_path_factory.mktemp("hl7-validator"))

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Install the two FHIR test peers (docs/testing.md). Idempotent: a peer whose lock file is unchanged since
-# its last successful install is skipped, so a second run takes well under a second.
+# Install the FHIR test peers and the HL7 validator (docs/testing.md). Idempotent: a part whose lock file (or
+# pom.xml and sources) is unchanged since its last successful install is skipped, so a second run takes well
+# under a second.
 #
-#   bash tests/servers/install.sh            # both peers
-#   bash tests/servers/install.sh medplum    # or only one: medplum | sekmet
+#   bash tests/servers/install.sh            # everything
+#   bash tests/servers/install.sh medplum    # or only one: medplum | sekmet | hapi | hl7-validator
 #   FORCE=1 bash tests/servers/install.sh    # reinstall from scratch
 #
 # Needs: node >= 20 with npm (Medplum peer), python >= 3.11 (sekmet peer; BH_SEKMET_PYTHON picks another
-# interpreter). Uses only the npm registry and PyPI.
+# interpreter), Java >= 17 and Maven (HAPI peer, HL7 validator). Uses only the npm registry, PyPI and Maven
+# Central (artifacts cached in ~/.m2).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -63,9 +65,42 @@ install_sekmet() {
   log "sekmet: installed in $((SECONDS - start)) s"
 }
 
+# A Maven project under tests/servers/<name>/ built to target/<jar> with its dependencies in target/lib/.
+install_maven_project() {
+  local name="$1" jar="$2" dir="$here/$1"
+  command -v java >/dev/null || die "java not found (Java >= 17 needed for $name)"
+  command -v mvn >/dev/null || die "mvn not found (Maven needed to build $name)"
+  local major
+  major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+  [ "${major:-0}" -ge 17 ] || die "Java ${major:-?} is too old for $name (need >= 17)"
+  local stamp="$dir/target/.bh-install-stamp" want_stamp
+  want_stamp="$(fingerprint "$dir/pom.xml" $(find "$dir/src" -type f | sort)) java$major"
+  if [ "$force" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ] && [ -f "$dir/target/$jar" ]; then
+    log "$name: up to date"
+    return
+  fi
+  log "$name: mvn package (Java $major)"
+  local start=$SECONDS
+  # -q -B: errors only, no download progress; `clean` so a removed dependency leaves no jar in target/lib.
+  # The output is shown only on failure: Debian's mvn prints stray ANSI resets even with -q.
+  local output
+  if ! output="$(cd "$dir" && mvn -q -B clean package 2>&1)"; then
+    printf '%s\n' "$output" >&2
+    die "$name: maven build failed (output above)"
+  fi
+  [ -f "$dir/target/$jar" ] || die "$name: build produced no target/$jar"
+  printf '%s\n' "$want_stamp" >"$stamp"
+  log "$name: built in $((SECONDS - start)) s"
+}
+
+install_hapi() { install_maven_project hapi bh-hapi-server.jar; }
+install_hl7_validator() { install_maven_project hl7-validator bh-hl7-validator.jar; }
+
 case "$want" in
-  all) install_medplum; install_sekmet ;;
+  all) install_medplum; install_sekmet; install_hl7_validator; install_hapi ;;
   medplum) install_medplum ;;
   sekmet) install_sekmet ;;
-  *) die "unknown peer '$want' (medplum | sekmet)" ;;
+  hapi) install_hapi ;;
+  hl7-validator) install_hl7_validator ;;
+  *) die "unknown part '$want' (medplum | sekmet | hapi | hl7-validator)" ;;
 esac

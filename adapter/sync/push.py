@@ -1,0 +1,373 @@
+"""Push one outbox item: release a client's chart for one partner and write what changed, idempotently.
+
+1. ``release`` (the consent release point) decides what this partner may see; nothing else is ever sent.
+2. Each released resource is hashed; what the partner already acknowledged with the same hash is
+   *unchanged* and not sent again (a second full sync adds no versions).
+3. The rest goes out in dependency order, in chunks, as PUTs to the adapter's ids (``client-ids``) or as
+   conditional updates/creates on business identifiers (``conditional``), in transaction or batch Bundles or
+   one request per resource.
+4. Before a request leaves, its resources are marked ``sending`` (committed). After an ambiguous failure
+   (timeout, reset mid-response, 5xx), a 409/412, or a crash, the partner's copy is re-read first and
+   whatever already arrived is not sent again: delivery is at-least-once, writes are idempotent, and
+   versions are not duplicated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from adapter.pipeline import MappedChart
+from adapter.sync import ledger
+from adapter.sync.client import FhirClient, Reply
+from adapter.sync.ledger import Mark
+from adapter.sync.plan import (
+    Entry,
+    EntryResult,
+    IdMode,
+    Key,
+    Match,
+    Request,
+    bundle_bytes,
+    client_id_request,
+    conditional_request,
+    content_hash,
+    dependency_groups,
+    entry,
+    match_for,
+    packed_chunks,
+    parse_location,
+    ref_key,
+    references,
+    response_entries,
+    same_content,
+    with_match,
+)
+from adapter.sync.release import ReleaseFn, Withheld
+from adapter.sync.retry import CONFLICT_STATUSES, RETRYABLE_STATUSES, Failure, outcome_text
+
+WriteMode = Literal["transaction", "batch", "single"]
+STRICT = {"Prefer": "handling=strict"}  # sekmet and HAPI ignore an unknown search parameter without it
+
+
+@dataclass(frozen=True)
+class Rejected:
+    ref: str
+    status: int | None
+    reason: str
+    outcome: dict[str, Any] | None
+
+
+@dataclass
+class PushReport:
+    sent: int = 0
+    unchanged: int = 0
+    withheld: list[Withheld] = field(default_factory=list)
+    not_pushed: int = 0  # types the partner does not take (partners file `push`)
+    failed: int = 0  # still to send after the retries: the item runs again later
+    rejected: list[Rejected] = field(default_factory=list)  # refused for good: the item goes dead
+    failure: Failure | None = None  # why resources are still to send
+    content_hash: str = ""
+
+    @property
+    def dead(self) -> int:
+        return len(self.rejected)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "unchanged": self.unchanged,
+            "withheld": [{"ref": w.ref, "reason": w.reason} for w in self.withheld],
+            "not_pushed": self.not_pushed,
+            "failed": self.failed,
+            "dead": self.dead,
+            "rejected": [
+                {"ref": r.ref, "status": r.status, "reason": r.reason, "outcome": r.outcome} for r in self.rejected
+            ],
+        }
+
+
+@dataclass
+class Pusher:
+    """Everything needed to push to one partner (one per partner per worker)."""
+
+    client: FhirClient
+    engine: Any  # sqlalchemy Engine
+    write_mode: WriteMode
+    id_mode: IdMode
+    id_system: str  # <BH_FHIR_BASE>/sid/resource-id: the match key of resources without a business identifier
+    can_search: Callable[[str, str], bool] = lambda _type, _param: True
+    allows_update_create: Callable[[str], bool] = lambda _type: True
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if self.write_mode == "batch" and self.id_mode == "conditional":
+            # Batch entries cannot reference each other's urn:uuid fullUrls: one by one, in dependency order.
+            self.write_mode = "single"
+
+    def match(self, e: Entry) -> Match | None:
+        """The conditional-mode match key; None when the partner can search nothing that identifies it."""
+        return match_for(e.resource, self.id_system, self.can_search)
+
+    @property
+    def partner_id(self) -> str:
+        return self.client.partner.id
+
+    # --- one item --------------------------------------------------------------------------------------------
+    def push(self, chart: MappedChart, release: ReleaseFn, item_id: int | None = None) -> PushReport:
+        partner = self.client.partner
+        released = release(chart, partner, datetime.fromtimestamp(self.clock(), UTC))
+        report = PushReport(withheld=list(released.withheld))
+        wanted = [r for r in released.resources if partner.pushes(r["resourceType"])]
+        report.not_pushed = len(released.resources) - len(wanted)
+        groups = dependency_groups([entry(r) for r in wanted])
+        entries = [e for group in groups for e in group]
+        report.content_hash = content_hash(entries)
+        with ledger.resource_locks(self.engine, self.partner_id, [e.key for e in entries]):
+            known = ledger.lookup(self.engine, self.partner_id, [e.key for e in entries])
+            todo: list[Entry] = []
+            maybe_there: list[Entry] = []
+            for e in entries:
+                d = known.get(e.key)
+                if d is not None and d.content_hash == e.content_hash and d.state == "sent":
+                    report.unchanged += 1
+                elif d is not None and d.content_hash == e.content_hash and d.state == "sending":
+                    maybe_there.append(e)
+                else:
+                    todo.append(e)
+            if maybe_there:  # a crash or an unanswered request left these: read before sending again
+                arrived = self.confirm(maybe_there, item_id)
+                report.sent += len(arrived)  # the run that crashed sent them; this run completes it
+                keep = {e.key for e in todo} | {e.key for e in maybe_there if e.key not in arrived}
+                todo = [e for e in entries if e.key in keep]
+            notices = [e for e in todo if is_notice(e.resource)]
+            if notices and not any(carries_part2(e.resource) for e in todo if e not in notices):
+                # 42 CFR 2.32: the notice accompanies a disclosure of Part 2 data. Nothing of it is sent in this
+                # run (all unchanged), so there is no disclosure to accompany: a new notice would be noise.
+                todo = [e for e in todo if e not in notices]
+                report.unchanged += len(notices)
+            for e in [e for e in todo if self.unwritable(e)]:
+                reason = (
+                    f"partner declares no search by identifier or _tag for {e.key[0]} and no update-as-create:"
+                    " it cannot be written idempotently"
+                )
+                report.rejected.append(Rejected(e.ref, None, reason, None))
+                todo.remove(e)
+            todo_keys = {e.key for e in todo}
+            todo_groups = [g for g in ([e for e in group if e.key in todo_keys] for group in groups) if g]
+            self.deliver(todo_groups, report, item_id)
+        return report
+
+    # --- sending ---------------------------------------------------------------------------------------------
+    def chunk_size(self) -> int:
+        partner = self.client.partner
+        if self.write_mode == "single":
+            return 1
+        return partner.max_conditional_entries if self.id_mode == "conditional" else partner.max_entries
+
+    def deliver(self, groups: Sequence[Sequence[Entry]], report: PushReport, item_id: int | None) -> None:
+        chunks = list(packed_chunks(groups, self.chunk_size()))
+        for n, chunk in enumerate(chunks):
+            left = self.deliver_chunk(chunk, report, item_id)
+            if left:
+                # The partner is unreachable or overloaded: keep the rest for the item's next run.
+                report.failed += len(left) + sum(len(c) for c in chunks[n + 1 :])
+                return
+
+    def deliver_chunk(self, chunk: list[Entry], report: PushReport, item_id: int | None) -> list[Entry]:
+        """Send one chunk under the retry policy; returns what is still unsent after the retries."""
+        state = _ChunkState(pending=list(chunk))
+
+        def attempt() -> Failure | None:
+            if state.reread:
+                arrived = self.confirm(state.pending, item_id)
+                report.sent += len(arrived)
+                state.pending = [e for e in state.pending if e.key not in arrived]
+                state.reread = False
+            if not state.pending:
+                return None
+            return self.send_round(state, report, item_id)
+
+        result = self.client.retrying()(attempt)
+        if isinstance(result, Failure):
+            report.failure = result
+        return state.pending
+
+    def send_round(self, state: _ChunkState, report: PushReport, item_id: int | None) -> Failure | None:
+        pending = state.pending
+        ledger.record(
+            self.engine,
+            self.partner_id,
+            "sending",
+            [Mark(e.key, e.content_hash) for e in pending],
+            item_id,
+            self.clock(),
+        )
+        outcomes = self.send(pending)
+        retry_later: list[Entry] = []
+        conflicts: list[Entry] = []
+        last_failure: Failure | None = None
+        sent: list[Mark] = []
+        for e, outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, EntryResult) and 200 <= outcome.status < 300:
+                sent.append(Mark(e.key, e.content_hash, outcome.remote_id, outcome.version_id))
+                continue
+            failure = outcome if isinstance(outcome, Failure) else _entry_failure(outcome)
+            last_failure = failure
+            if failure.kind == "conflict" and not state.conflict_retried:
+                conflicts.append(e)
+            elif failure.retryable or failure.kind == "auth":
+                retry_later.append(e)
+                state.reread = state.reread or failure.ambiguous
+            else:
+                report.rejected.append(Rejected(e.ref, failure.status, failure.reason, failure.outcome))
+                ledger.record(
+                    self.engine, self.partner_id, "rejected", [Mark(e.key, e.content_hash)], item_id, self.clock()
+                )
+        ledger.record(self.engine, self.partner_id, "sent", sent, item_id, self.clock())
+        report.sent += len(sent)
+        if conflicts:
+            # 409/412: someone else changed it, or the match is ambiguous. Re-read, then send once more.
+            state.conflict_retried = True
+            arrived = self.confirm(conflicts, item_id)
+            report.sent += len(arrived)
+            again = [e for e in conflicts if e.key not in arrived]
+            if again:
+                state.pending = again
+                follow_up = self.send_round(state, report, item_id)
+                retry_later += state.pending
+                last_failure = follow_up or last_failure
+        state.pending = retry_later
+        if retry_later:
+            assert last_failure is not None  # noqa: S101 - something failed for them to be left
+            if last_failure.retryable or last_failure.kind == "auth":  # auth: not retried here, the item runs later
+                return last_failure
+            return Failure("retryable", last_failure.reason, last_failure.status, last_failure.outcome)
+        return None
+
+    def requests_for(self, entries: Sequence[Entry], in_transaction: bool) -> list[Request]:
+        if self.id_mode == "client-ids":
+            return [client_id_request(e) for e in entries]
+        refs = ledger.remote_refs(self.engine, self.partner_id, _referenced(entries))
+        if in_transaction:  # inside one transaction, urn:uuid fullUrls resolve: the partner rewrites them
+            refs.update({e.ref: f"urn:uuid:{e.resource['id']}" for e in entries})
+        requests = []
+        for e in entries:
+            match = self.match(e)
+            # Not searchable at this partner: its own id is the only idempotent key left (checked in push()).
+            requests.append(client_id_request(e) if match is None else conditional_request(e, match, refs))
+        return requests
+
+    def unwritable(self, e: Entry) -> bool:
+        """Conditional mode, yet the partner can neither search this type by a key nor accept our id."""
+        return self.id_mode == "conditional" and self.match(e) is None and not self.allows_update_create(e.key[0])
+
+    def send(self, entries: Sequence[Entry]) -> list[EntryResult | Failure]:
+        """One round: every entry's result (a whole-Bundle failure is every entry's failure)."""
+        if self.write_mode == "single":
+            return [self.send_one(e) for e in entries]
+        bundle_type = self.write_mode
+        requests = self.requests_for(entries, in_transaction=bundle_type == "transaction")
+        reply = self.client.once("POST", "", content=bundle_bytes(bundle_type, entries, requests))
+        if isinstance(reply, Failure):
+            return [reply] * len(entries)
+        return _bundle_results(reply, len(entries))
+
+    def send_one(self, e: Entry) -> EntryResult | Failure:
+        (req,) = self.requests_for([e], in_transaction=False)
+        headers = {"If-None-Exist": req.if_none_exist} if req.if_none_exist else None
+        reply = self.client.once(req.method, req.url, content=req.body, headers=headers)
+        if isinstance(reply, Failure):
+            return reply
+        body = reply.resource()
+        rid, version = parse_location(reply.headers.get("location") or reply.headers.get("content-location"))
+        meta = body.get("meta") or {}
+        return EntryResult(reply.status, body.get("id") or rid, meta.get("versionId") or version)
+
+    # --- re-reading --------------------------------------------------------------------------------------
+    def confirm(self, entries: Sequence[Entry], item_id: int | None) -> set[Key]:
+        """The entries whose content the partner already holds (recorded as sent)."""
+        arrived: list[Mark] = []
+        for e in entries:
+            stored = self.read_partner_copy(e)
+            if stored is None:
+                continue
+            match = self.match(e) if self.id_mode == "conditional" else None
+            if match is None:
+                ok = same_content(e.resource, stored)
+            else:
+                ok = same_content(with_match(e.resource, match), stored, ignore_refs=True)
+            if ok:
+                meta = stored.get("meta") or {}
+                arrived.append(Mark(e.key, e.content_hash, stored.get("id"), meta.get("versionId")))
+        ledger.record(self.engine, self.partner_id, "sent", arrived, item_id, self.clock())
+        return {m.key for m in arrived}
+
+    def read_partner_copy(self, e: Entry) -> dict[str, Any] | None:
+        rtype, rid = e.key
+        match = self.match(e) if self.id_mode == "conditional" else None
+        if match is None:
+            reply = self.client.call("GET", f"{rtype}/{rid}")
+            return reply.resource() if isinstance(reply, Reply) else None
+        reply = self.client.call("GET", rtype, params={match.param: f"{match.system}|{match.value}"}, headers=STRICT)
+        if not isinstance(reply, Reply):
+            return None
+        found = [
+            x["resource"]
+            for x in reply.resource().get("entry", []) or []
+            if (x.get("search") or {}).get("mode", "match") == "match" and "resource" in x
+        ]
+        return found[0] if len(found) == 1 else None
+
+
+NOTICE_IDENTIFIER_SUFFIX = "/sid/disclosure-notice"  # adapter/consent/enforce.py: the 2.32 notice's identifier
+PART2_LABEL = ("http://terminology.hl7.org/CodeSystem/v3-ActCode", "42CFRPart2")
+
+
+def is_notice(resource: dict[str, Any]) -> bool:
+    """The consent engine's 42 CFR 2.32 redisclosure notice (a DocumentReference minted per disclosure)."""
+    if resource.get("resourceType") != "DocumentReference":
+        return False
+    return any(str(i.get("system", "")).endswith(NOTICE_IDENTIFIER_SUFFIX) for i in resource.get("identifier", []))
+
+
+def carries_part2(resource: dict[str, Any]) -> bool:
+    return any(
+        (c.get("system"), c.get("code")) == PART2_LABEL for c in (resource.get("meta") or {}).get("security", [])
+    )
+
+
+@dataclass
+class _ChunkState:
+    pending: list[Entry]
+    reread: bool = False
+    conflict_retried: bool = False
+
+
+def _entry_failure(result: EntryResult | Failure) -> Failure:
+    if isinstance(result, Failure):
+        return result
+    reason = f"HTTP {result.status}" + (f": {outcome_text(result.outcome)}" if result.outcome else "")
+    if result.status in RETRYABLE_STATUSES or result.status >= 500 or result.status == 0:
+        return Failure("retryable", reason, result.status, result.outcome, ambiguous=result.status != 429)
+    if result.status in CONFLICT_STATUSES:
+        return Failure("conflict", reason, result.status, result.outcome)
+    return Failure("permanent", reason, result.status, result.outcome)
+
+
+def _bundle_results(reply: Reply, count: int) -> list[EntryResult | Failure]:
+    body = reply.resource()
+    if body.get("resourceType") != "Bundle":
+        failure = Failure(
+            "retryable", f"HTTP {reply.status}: the answer to a Bundle is not a Bundle", reply.status, ambiguous=True
+        )
+        return [failure] * count
+    return list(response_entries(body, count))
+
+
+def _referenced(entries: Sequence[Entry]) -> list[Key]:
+    keys = {k for e in entries for r in references(e.resource) if (k := ref_key(r)) is not None}
+    return sorted(keys)

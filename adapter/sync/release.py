@@ -1,0 +1,67 @@
+"""The push side of the consent release point: what of a client's chart one partner may receive.
+
+The push worker only ever sends what a :data:`ReleaseFn` returns. The real one, :func:`consent_release`, wraps
+``adapter.consent.enforce`` (the only function that may release data); unit tests of the transport pass their
+own. There is no "send everything" release in the library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from adapter.consent import AuditLog, DisclosureRequest, Identifier, Reason, enforce
+from adapter.fhir import Resource
+from adapter.pipeline import MappedChart
+from adapter.sync.partners import NPI_SYSTEM, Partner
+
+
+@dataclass(frozen=True)
+class Withheld:
+    ref: str  # "Type/id"
+    reason: str  # why, in words a compliance reader understands (no PHI)
+
+
+@dataclass(frozen=True)
+class Released:
+    resources: list[Resource]
+    withheld: list[Withheld] = field(default_factory=list)
+
+
+ReleaseFn = Callable[[MappedChart, Partner, datetime], Released]
+
+
+def _reason_text(reasons: Sequence[Reason]) -> str:
+    parts = [
+        r.rule + (f" ({r.detail})" if r.detail else "") + (f" [consent {r.consent}]" if r.consent else "")
+        for r in reasons
+    ]
+    return "; ".join(dict.fromkeys(parts)) or "not permitted"
+
+
+def disclosure_request(partner: Partner, instant: datetime) -> DisclosureRequest:
+    """The consent engine's view of a push: the partner's organization NPI, its purpose of use, the instant,
+    and the context the clinic attests for this partner (partners file)."""
+    return DisclosureRequest(
+        recipient_organizations=(Identifier(system=NPI_SYSTEM, value=partner.recipient.organization_npi),),
+        recipient_name=partner.recipient.name or partner.name,
+        purpose=partner.purpose_of_use,
+        instant=instant,
+        treating_relationship=partner.attested.treating_relationship,
+        recipient_is_medical_personnel=partner.attested.recipient_is_medical_personnel,
+    )
+
+
+def consent_release(audit: AuditLog) -> ReleaseFn:
+    """The real release: ``adapter.consent.enforce`` on the client's Bundle with the client's Consents. Every
+    decision is written to `audit` by enforce itself; if that fails, enforce raises and nothing is sent."""
+
+    def release(chart: MappedChart, partner: Partner, instant: datetime) -> Released:
+        consents = [r for r in chart.resources if r.get("resourceType") == "Consent"]
+        disclosure = enforce(chart.bundle, disclosure_request(partner, instant), consents, audit=audit)
+        resources = [e["resource"] for e in disclosure.bundle.get("entry", []) if "resource" in e]
+        withheld = [Withheld(w.resource, _reason_text(w.reasons)) for w in disclosure.withheld]
+        return Released(resources, withheld)
+
+    return release

@@ -1,0 +1,194 @@
+"""The push against an in-memory FHIR server (MockTransport): modes, idempotency, withheld, faults, dead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from adapter.pipeline import MappedChart
+from adapter.sync import outbox
+from adapter.sync.client import FhirClient
+from adapter.sync.plan import IdMode
+from adapter.sync.push import Pusher, WriteMode
+from adapter.sync.store import open_store
+from adapter.sync.worker import Worker, charts_by_client
+from tests.sync.conftest import no_wait, partner, release_except
+from tests.sync.fakefhir import FakeFhir, Fault
+
+ID_SYSTEM = "https://fhir.riverbend.example.org/fhir/sid/resource-id"
+
+
+def pusher(
+    fake: FakeFhir,
+    engine: Engine,
+    write_mode: WriteMode = "transaction",
+    id_mode: IdMode = "client-ids",
+    **overrides: Any,
+) -> Pusher:
+    p = partner(**overrides)
+    client = FhirClient(p, httpx.Client(transport=fake.transport()), retrying=no_wait(p))
+    return Pusher(client, engine, write_mode, id_mode, ID_SYSTEM)
+
+
+def chart(charts: list[MappedChart], client_id: str) -> MappedChart:
+    return next(c for c in charts if c.client_id == client_id)
+
+
+@pytest.mark.parametrize("write_mode", ["transaction", "batch", "single"])
+@pytest.mark.parametrize("id_mode", ["client-ids", "conditional"])
+def test_every_mode_delivers_once_and_is_idempotent(
+    charts: list[MappedChart], db_url: str, write_mode: WriteMode, id_mode: IdMode
+) -> None:
+    fake = FakeFhir()
+    engine = open_store(db_url)
+    push = pusher(fake, engine, write_mode, id_mode)
+    c = chart(charts, "cl-06")
+    first = push.push(c, release_except())
+    assert first.sent == len(c.resources) and not first.rejected and not first.failed
+    assert len(fake.store) == len(c.resources)
+    assert fake.version_count() == len(c.resources)  # one version each
+    if id_mode == "client-ids":
+        assert {k[1] for k in fake.store} == {r["id"] for r in c.resources}
+    else:  # the server chose its own ids; references point at them
+        assert all(k[1].startswith("srv-") for k in fake.store)
+        task = next(r for k, r in fake.store.items() if k[0] == "Task")
+        assert task["focus"]["reference"].startswith("ServiceRequest/srv-")
+    writes = len(fake.writes())
+    second = push.push(c, release_except())
+    assert second.sent == 0 and second.unchanged == len(c.resources)
+    assert len(fake.writes()) == writes  # nothing sent at all
+    assert fake.version_count() == len(c.resources)
+
+
+def test_chunks_respect_the_partner_limit(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    push = pusher(fake, open_store(db_url), max_entries=10)
+    c = chart(charts, "cl-08")
+    push.push(c, release_except())
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert len(posts) == -(-len(c.resources) // 10)
+
+
+def test_dependency_order_puts_targets_first(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    push = pusher(fake, open_store(db_url), "single")
+    push.push(chart(charts, "cl-06"), release_except())
+    order = [r.url.path.split("/")[-2] for r in fake.requests if r.method == "PUT"]
+    assert order.index("Patient") < order.index("Observation") < order.index("Provenance")
+    assert order[-1] == "Provenance"
+
+
+def test_withheld_resources_are_never_sent(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    push = pusher(fake, open_store(db_url))
+    c = chart(charts, "cl-02")
+    report = push.push(c, release_except(lambda r: r["resourceType"] == "DocumentReference"))
+    notes = [r for r in c.resources if r["resourceType"] == "DocumentReference"]
+    assert notes and len(report.withheld) == len(notes)
+    assert not [k for k in fake.store if k[0] == "DocumentReference"]
+    assert all(b'"resourceType":"DocumentReference"' not in r.content for r in fake.requests)
+
+
+def test_partner_push_types_are_honoured(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    push = pusher(fake, open_store(db_url), push=["Patient", "Condition"])
+    report = push.push(chart(charts, "cl-06"), release_except())
+    assert {k[0] for k in fake.store} == {"Patient", "Condition"}
+    assert report.not_pushed > 0
+
+
+def test_4xx_is_dead_with_the_partners_outcome(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    engine = open_store(db_url)
+    push = pusher(fake, engine, "batch")
+    c = chart(charts, "cl-06")
+    bad_id = next(r["id"] for r in c.resources if r["resourceType"] == "Observation")
+
+    def corrupt(r: dict[str, Any]) -> dict[str, Any]:
+        return {**r, "status": "bogus"} if r["id"] == bad_id else r
+
+    def release(mc: MappedChart, p: Any, t: Any) -> Any:
+        from adapter.sync.release import Released
+
+        return Released([corrupt(r) for r in mc.resources])
+
+    outbox.enqueue(engine, "psych", ["cl-06"], 0)
+    worker = Worker(engine, {"psych": push}, charts_by_client(charts), release, clock=lambda: 1.0)
+    summary = worker.run_once()["psych"]
+    assert summary.dead == 1 and summary.sent == len(c.resources) - 1
+    (item,) = outbox.items(engine)
+    assert item.state == "dead" and item.last_status == 400
+    assert item.last_outcome is not None
+    assert item.last_outcome["issue"][0]["code"] == "code-invalid"  # the partner's own words, kept
+    assert "Observation/" + bad_id in (item.last_error or "")
+
+
+def test_5xx_then_success_is_delivered_once(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    fake.faults.append(Fault(lambda r: r.method == "POST", lambda r: httpx.Response(503), times=2))
+    push = pusher(fake, open_store(db_url))
+    c = chart(charts, "cl-07")
+    report = push.push(c, release_except())
+    assert report.sent == len(c.resources) and not report.failed
+    assert fake.version_count() == len(c.resources)
+
+
+def test_response_lost_after_apply_is_not_sent_twice(charts: list[MappedChart], db_url: str) -> None:
+    """A connection reset after the server applied the transaction: re-read, do not write again."""
+
+    def reset(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset by peer", request=request)
+
+    fake = FakeFhir()
+    fake.faults.append(Fault(lambda r: r.method == "POST", reset, after=True))
+    push = pusher(fake, open_store(db_url))
+    c = chart(charts, "cl-07")
+    report = push.push(c, release_except())
+    assert report.sent == len(c.resources) and not report.failed
+    assert fake.version_count() == len(c.resources)  # no second version of anything
+    assert len([r for r in fake.requests if r.method == "POST"]) == 1
+
+
+def test_412_rereads_and_retries_once(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    fake.faults.append(Fault(lambda r: r.method == "PUT", lambda r: httpx.Response(412), times=1))
+    push = pusher(fake, open_store(db_url), "single")
+    c = chart(charts, "cl-07")
+    report = push.push(c, release_except())
+    assert report.sent == len(c.resources) and not report.rejected
+    fake2 = FakeFhir()
+    fake2.faults.append(Fault(lambda r: r.method == "PUT", lambda r: httpx.Response(409), times=1000))
+    push2 = pusher(fake2, open_store(db_url.replace("sync.db", "other.db")), "single")
+    report2 = push2.push(c, release_except())
+    assert len(report2.rejected) == len(c.resources)  # re-read once, sent once more, then given up
+    assert all(r.status == 409 for r in report2.rejected)
+
+
+def test_unreachable_partner_leaves_the_item_failed_then_dead(charts: list[MappedChart], db_url: str) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    fake = FakeFhir()
+    fake.faults.append(Fault(lambda r: True, refuse, times=10_000))
+    engine = open_store(db_url)
+    push = pusher(fake, engine)
+    outbox.enqueue(engine, "psych", ["cl-07"], 0)
+    now = [0.0]
+    worker = Worker(engine, {"psych": push}, charts_by_client(charts), release_except(), clock=lambda: now[0])
+    for expected in ("failed", "failed", "dead"):  # item_attempts = 3
+        worker.run_once()
+        (item,) = outbox.items(engine)
+        assert item.state == expected
+        assert "ConnectError" in (item.last_error or "")
+        now[0] += 10_000  # past any backoff
+    assert fake.store == {}
+
+
+def test_no_release_no_send(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    push = pusher(fake, open_store(db_url))
+    report = push.push(chart(charts, "cl-06"), release_except(lambda r: True))
+    assert report.sent == 0 and fake.writes() == []
