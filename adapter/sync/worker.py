@@ -97,7 +97,9 @@ class Worker:
         try:
             report = pusher.push(chart, self.release, item.id)
         except AdapterError as exc:  # the release point or the mapping refused: retry later, loudly
-            log.warning("outbox item %s (%s/%s): %s", item.id, item.partner_id, item.client_id, exc)
+            # PHI discipline: at WARNING only the item, the partner and the error class; the rest at DEBUG.
+            log.warning("outbox item %s for partner %s: %s", item.id, item.partner_id, type(exc).__name__)
+            log.debug("outbox item %s (client %s): %s", item.id, item.client_id, exc)
             summary.errors.append(f"item {item.id} client {item.client_id}: {exc}")
             outbox.reschedule(
                 self.engine,

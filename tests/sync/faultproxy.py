@@ -82,10 +82,20 @@ class FaultProxy:
     def up(self) -> None:
         self._call(self._listen())
 
+    async def _shutdown(self) -> None:
+        """Close the listener, then end every open connection so no socket outlives the proxy (pytest turns an
+        unclosed socket into an error)."""
+        await self._close()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.sleep(0.05)  # let the closed transports finish closing
+
     def stop(self) -> None:
         if self._loop is None:
             return
-        self._call(self._close())
+        self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
