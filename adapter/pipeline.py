@@ -30,14 +30,14 @@ class MappedChart:
     client_id: str
     source: str
     resources: list[Resource]
-    _chart: Chart = field(repr=False)
+    records: Chart = field(repr=False)  # the client's records the resources were mapped from
     _ctx: MappingContext = field(repr=False)
     _recorded: datetime = field(repr=False)
 
     @cached_property
     def bundle(self) -> Resource:
         """The client's collection Bundle (built on first use: NDJSON output never needs it)."""
-        return collection_bundle(self._chart, self.resources, self._ctx, self._recorded)
+        return collection_bundle(self.records, self.resources, self._ctx, self._recorded)
 
 
 @dataclass(slots=True)

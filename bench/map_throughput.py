@@ -31,7 +31,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapter import fhir
-from adapter.pipeline import context, map_chart
+from adapter.pipeline import context, map_chart, map_charts
 from adapter.records.chart import assemble
 from adapter.records.loader import parse_json
 from adapter.settings import Settings
@@ -111,8 +111,9 @@ def full_path(data: bytes, settings: Settings) -> tuple[int, list[bytes]]:
     dumps = fhir.dumps
     count = 0
     first: list[bytes] = []
-    for chart in clinic.charts:
-        mapped = map_chart(chart, ctx)
+    for mapped in map_charts(clinic, ctx):
+        if isinstance(mapped, Exception):
+            raise mapped
         out = [dumps(r) for r in mapped.resources]
         count += len(out)
         if not first:

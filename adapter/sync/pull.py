@@ -81,7 +81,7 @@ class ClinicIndex:
         status: dict[str, str] = {}
         referral_system = f"{fhir_base}/sid/referral"
         for chart in charts:
-            chart_client = chart._chart.client
+            chart_client = chart.records.client
             for r in chart.resources:
                 if r["resourceType"] == "Patient":
                     patients[r["id"]] = (chart.client_id, chart_client.program or "")
@@ -89,7 +89,7 @@ class ClinicIndex:
                     for ident in r.get("identifier", []):
                         if ident.get("system") == referral_system:
                             by_request[r["id"]] = ident["value"]
-            for ref in chart._chart.referrals:
+            for ref in chart.records.referrals:
                 status[ref.id] = ref.status
         return cls(patients, by_request, status, f"{fhir_base}/sid/referral-task")
 

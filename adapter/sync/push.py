@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from adapter.fhir import dumps
 from adapter.pipeline import MappedChart
 from adapter.sync import ledger
 from adapter.sync.client import FhirClient, Reply
@@ -48,6 +49,7 @@ from adapter.sync.plan import (
 )
 from adapter.sync.release import ReleaseFn, Withheld
 from adapter.sync.retry import CONFLICT_STATUSES, RETRYABLE_STATUSES, Failure, outcome_text
+from adapter.sync.task_status import keep_partner_status
 
 WriteMode = Literal["transaction", "batch", "single"]
 STRICT = {"Prefer": "handling=strict"}  # sekmet and HAPI ignore an unknown search parameter without it
@@ -156,8 +158,12 @@ class Pusher:
                 )
                 report.rejected.append(Rejected(e.ref, None, reason, None))
                 todo.remove(e)
-            todo_keys = {e.key for e in todo}
-            todo_groups = [g for g in ([e for e in group if e.key in todo_keys] for group in groups) if g]
+            # A Task the partner already holds may carry its answer to the referral: keep it (task_status.py).
+            todo = [self.with_partner_status(e) if e.key[0] == "Task" and e.key in known else e for e in todo]
+            todo_by_key = {e.key: e for e in todo}
+            todo_groups = [
+                g for g in ([todo_by_key[e.key] for e in group if e.key in todo_by_key] for group in groups) if g
+            ]
             self.deliver(todo_groups, report, item_id)
         return report
 
@@ -286,6 +292,12 @@ class Pusher:
         rid, version = parse_location(reply.headers.get("location") or reply.headers.get("content-location"))
         meta = body.get("meta") or {}
         return EntryResult(reply.status, body.get("id") or rid, meta.get("versionId") or version)
+
+    def with_partner_status(self, e: Entry) -> Entry:
+        """The entry to send for a Task the partner holds: ours, with the partner's status when its answer
+        stands. The content hash stays that of our mapping, so an unchanged referral is not re-sent."""
+        sent = keep_partner_status(e.resource, self.read_partner_copy(e))
+        return e if sent is e.resource else Entry(sent, dumps(sent), e.content_hash)
 
     # --- re-reading --------------------------------------------------------------------------------------
     def confirm(self, entries: Sequence[Entry], item_id: int | None) -> set[Key]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from adapter.consent import AuditLog, DisclosureRequest, Identifier, Reason, enforce
+from adapter.consent.vocab import rule
 from adapter.fhir import Resource
 from adapter.pipeline import MappedChart
 from adapter.sync.partners import NPI_SYSTEM, Partner
@@ -34,7 +35,9 @@ ReleaseFn = Callable[[MappedChart, Partner, datetime], Released]
 
 def _reason_text(reasons: Sequence[Reason]) -> str:
     parts = [
-        r.rule + (f" ({r.detail})" if r.detail else "") + (f" [consent {r.consent}]" if r.consent else "")
+        f"{r.rule} {rule(r.rule).title}"
+        + (f" ({r.detail})" if r.detail else "")
+        + (f" [consent {r.consent}]" if r.consent else "")
         for r in reasons
     ]
     return "; ".join(dict.fromkeys(parts)) or "not permitted"

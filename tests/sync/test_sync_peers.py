@@ -142,3 +142,35 @@ def test_pull_maps_task_answers_and_partner_medications(
     third = sync(db, partners_file, records)  # the cursor moved: nothing new
     again = next(p for p in third.partners if p.partner.id == "psych").pull
     assert again is not None and not again.referral_updates and not again.records
+
+
+def test_repush_of_a_changed_referral_keeps_the_partners_answer(
+    fresh_medplum: Peer, fresh_sekmet: Peer, tmp_path: Path
+) -> None:
+    partners_file = two_partners(tmp_path, fresh_medplum, fresh_sekmet)
+    db = f"sqlite:///{tmp_path / 'sync.db'}"
+    records = copy_records(tmp_path)
+    assert sync(db, partners_file, records).exit_code == 0
+    tasks = [current(fresh_medplum, k) for k in history(fresh_medplum) if k[0] == "Task"]
+    task = next(t for t in tasks if t["status"] in ("requested", "received", "accepted"))
+    referral_id = task["identifier"][0]["value"]
+    answer = {"text": "Seen on 2026-03-06; medication plan sent to the referring clinician"}
+    request(fresh_medplum, "PUT", f"Task/{task['id']}", {**task, "status": "completed", "businessStatus": answer})
+
+    # The clinic then changes the referral's priority: the Task is re-pushed with it.
+    changed = False
+    for path in records.glob("*.json"):
+        data = json.loads(path.read_text())
+        for record in data.get("records", []):
+            if record.get("kind") == "referral" and record["id"] == referral_id:
+                record["priority"] = "asap" if record.get("priority") != "asap" else "stat"
+                new_priority, changed = record["priority"], True
+                path.write_text(json.dumps(data))
+    assert changed
+    assert sync(db, partners_file, records).exit_code == 0
+    held = current(fresh_medplum, ("Task", task["id"]))
+    assert held["priority"] == new_priority  # the clinic's change arrived
+    assert held["status"] == "completed" and held["businessStatus"] == answer  # the partner's answer stands
+    versions = history(fresh_medplum)[("Task", task["id"])]
+    assert sync(db, partners_file, records).exit_code == 0
+    assert history(fresh_medplum)[("Task", task["id"])] == versions  # unchanged referral: not re-sent
