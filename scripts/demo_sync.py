@@ -1,6 +1,6 @@
 """The README's main job: map the shipped fixtures, then sync every client to the two local partners.
 
-    .venv/bin/python scripts/demo_sync.py
+    .venv/bin/python scripts/demo_sync.py [--out DIR]
 
 Starts the Medplum peer (psychiatry partner) and the sekmet peer (primary-care partner) from tests/servers/, or
 uses running ones (BH_MEDPLUM_URL / BH_SEKMET_URL, or the ports partners/local-peers.yaml defaults to), runs
@@ -10,6 +10,7 @@ each partner was sent and what was withheld and why, and stops the peers it star
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -60,14 +61,16 @@ def peer_urls(stack: ExitStack) -> dict[str, str]:
 
 
 def main() -> int:
-    bin_dir = Path(sys.executable).parent
-    adapter = str(bin_dir / "bh-adapter")
-    demo_dir = ROOT / "out" / "demo"
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "out", help="where the Bundles and the demo store go")
+    out = parser.parse_args().out.resolve()
+    adapter = str(Path(sys.executable).parent / "bh-adapter")
+    demo_dir = out / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
     demo_dir.mkdir(parents=True)
 
-    say("== 1. map: fixtures/clinic -> out/ (one FHIR R4 Bundle per client)")
-    mapped = subprocess.run([adapter, "map", "fixtures/clinic", "--out", "out"], cwd=ROOT, check=False)  # noqa: S603
+    say(f"== 1. map: fixtures/clinic -> {out} (one FHIR R4 Bundle per client)")
+    mapped = subprocess.run([adapter, "map", "fixtures/clinic", "--out", str(out)], cwd=ROOT, check=False)  # noqa: S603
     if mapped.returncode != 0:
         return mapped.returncode
 
