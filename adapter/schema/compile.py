@@ -52,6 +52,7 @@ class Profile:
 
     skip_in_datatypes: frozenset[str]  # left out of every datatype and backbone element
     skip_in_resources: frozenset[str]  # left out of every resource
+    keep: dict[str, frozenset[str]]  # per model class: kept although skip_in_datatypes names them
     skip: dict[str, frozenset[str]]  # per model class
     require: dict[str, frozenset[str]]  # per model class: also makes the non-empty check unnecessary
     prefer: dict[str, frozenset[str]]  # per model class: tried first as required, then the checked variant
@@ -59,10 +60,13 @@ class Profile:
     simple_xhtml: bool  # narrative by regex only (SIMPLE_XHTML) instead of a parse
 
 
-FULL = Profile(frozenset(), frozenset(), {}, {}, {}, primitive_siblings=True, simple_xhtml=False)
+FULL = Profile(frozenset(), frozenset(), {}, {}, {}, {}, primitive_siblings=True, simple_xhtml=False)
 FAST = Profile(
     skip_in_datatypes=frozenset({"id", "extension", "modifierExtension"}),
     skip_in_resources=frozenset({"implicitRules", "modifierExtension"}),
+    # DS4P security labels carry their basis as an extension on meta.security (adapter/consent/labeler.py):
+    # every disclosed Bundle has them.
+    keep={"Coding": frozenset({"extension"})},
     skip={"Reference": frozenset({"type"}), "Coding": frozenset({"version", "userSelected"})},
     require={
         "Coding": frozenset({"system", "code"}),
@@ -133,7 +137,9 @@ class Compiler:
         groups: dict[str, list[Element]] = {}
         profile = self.profile
         skip = _R4B_ONLY.get(type_name, frozenset()) | profile.skip.get(type_name, frozenset())
-        skip |= profile.skip_in_resources if is_resource else profile.skip_in_datatypes
+        skip |= (
+            profile.skip_in_resources if is_resource else profile.skip_in_datatypes - profile.keep.get(type_name, set())
+        )
         require = profile.require.get(type_name, frozenset())
         for element in elements(type_name):
             if element.name in skip:
