@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from adapter.fhir import dumps
+from adapter.fhir import Resource, dumps
 from adapter.pipeline import MappedChart
 from adapter.sync import ledger
 from adapter.sync.client import FhirClient, Reply
@@ -123,7 +123,9 @@ class Pusher:
         partner = self.client.partner
         released = release(chart, partner, datetime.fromtimestamp(self.clock(), UTC))
         report = PushReport(withheld=list(released.withheld))
-        wanted = [r for r in released.resources if partner.pushes(r["resourceType"])]
+        wanted = with_part2_notice(
+            released.resources, [r for r in released.resources if partner.pushes(r["resourceType"])]
+        )
         report.not_pushed = len(released.resources) - len(wanted)
         groups = dependency_groups([entry(r) for r in wanted])
         entries = [e for group in groups for e in group]
@@ -350,6 +352,22 @@ def carries_part2(resource: dict[str, Any]) -> bool:
     return any(
         (c.get("system"), c.get("code")) == PART2_LABEL for c in (resource.get("meta") or {}).get("security", [])
     )
+
+
+def with_part2_notice(released: Sequence[Resource], wanted: list[Resource]) -> list[Resource]:
+    """42 CFR 2.32: Part 2 data travels with its redisclosure notice and the copies of the consents the notice
+    names, whatever resource types the partner's `push` list selects."""
+    if not any(carries_part2(r) for r in wanted):
+        return wanted
+    chosen = {(r["resourceType"], r["id"]) for r in wanted}
+    notices = [r for r in released if is_notice(r)]
+    consents = {ref for n in notices for ref in references(n) if ref.startswith("Consent/")}
+    extra = [
+        r
+        for r in released
+        if (r["resourceType"], r["id"]) not in chosen and (is_notice(r) or f"{r['resourceType']}/{r['id']}" in consents)
+    ]
+    return wanted + extra
 
 
 @dataclass

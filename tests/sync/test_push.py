@@ -192,3 +192,40 @@ def test_no_release_no_send(charts: list[MappedChart], db_url: str) -> None:
     push = pusher(fake, open_store(db_url))
     report = push.push(chart(charts, "cl-06"), release_except(lambda r: True))
     assert report.sent == 0 and fake.writes() == []
+
+
+def test_part2_data_travels_with_its_notice_and_consent_copies_whatever_the_push_list(
+    charts: list[MappedChart], db_url: str
+) -> None:
+    from datetime import UTC, datetime
+
+    from adapter.consent import SqlAuditLog
+    from adapter.sync.push import carries_part2, is_notice
+    from adapter.sync.release import consent_release
+
+    fake = FakeFhir()
+    # The primary-care practice holds cl-02's Part 2 consent; its push list names clinical types only.
+    push = pusher(
+        fake,
+        open_store(db_url),
+        id="pcp",
+        recipient={"organization_npi": "1384772053"},
+        push=["Patient", "Condition", "MedicationRequest", "Observation"],
+    )
+    push.clock = lambda: datetime(2026, 3, 1, 17, 0, tzinfo=UTC).timestamp()
+    report = push.push(chart(charts, "cl-02"), consent_release(SqlAuditLog(db_url)))
+    assert not report.failed and not report.rejected
+    held = list(fake.store.values())
+    assert any(carries_part2(r) for r in held if r["resourceType"] == "Condition")
+    (notice,) = [r for r in held if is_notice(r)]
+    named = {x["reference"] for x in notice.get("context", {}).get("related", [])}
+    assert named and named <= {f"Consent/{r['id']}" for r in held if r["resourceType"] == "Consent"}
+    assert {r["resourceType"] for r in held} <= {
+        "Patient",
+        "Condition",
+        "MedicationRequest",
+        "Observation",
+        "DocumentReference",
+        "Consent",
+    }
+    assert not any(r["resourceType"] == "DocumentReference" and not is_notice(r) for r in held)  # no notes
