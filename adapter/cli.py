@@ -248,7 +248,7 @@ def disclose_command(
 
 
 # The sync commands live in their own module; importing it registers them on `app`.
-from adapter import cli_sync  # noqa: E402, F401
+from adapter import cli_service, cli_sync, cli_ur  # noqa: E402, F401
 
 
 def main() -> None:

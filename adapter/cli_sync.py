@@ -75,11 +75,17 @@ def sync_command(
     records: Annotated[
         list[Path] | None, typer.Option("--records", help="record files or folders [default: fixtures/clinic]")
     ] = None,
+    from_store: Annotated[
+        bool, typer.Option("--from-store", help="sync what the service ingested (POST /records), not record files")
+    ] = False,
 ) -> None:
     """Push what each partner may see (consent-checked), pull their updates; a durable outbox retries."""
+    from adapter.errors import UsageError
     from adapter.sync.commands import SyncOptions, run_sync
 
-    paths = records or DEFAULT_RECORDS
+    if from_store and records:
+        raise UsageError("--from-store and --records exclude each other")
+    paths = [] if from_store else records or DEFAULT_RECORDS
     _check_paths([partners_file, *paths])
     settings = get_settings()
     with Progress(console=err_console, transient=True, disable=not err_console.is_terminal) as progress:
@@ -89,7 +95,10 @@ def sync_command(
             progress.update(task, completed=done, total=total, description=f"{item.partner_id} {item.client_id}")
 
         result = run_sync(
-            settings, SyncOptions(partners_file, paths, partner_id=partner, once=once), os.environ, progress=on_item
+            settings,
+            SyncOptions(partners_file, paths, partner_id=partner, once=once, from_store=from_store),
+            os.environ,
+            progress=on_item,
         )
     _report(result.input_problems)
     _print_sync(result)
@@ -142,6 +151,9 @@ def partners_check_command(
     _check_paths([partners_file])
     checks = partners_check(get_settings(), partners_file, os.environ, partner_id=partner)
     for c in checks:
+        if c.skipped:
+            out_console.print(f"{escape(c.partner.id)} [dim]not contacted[/dim]: {escape(c.skipped)}")
+            continue
         status = "[green]ok[/green]" if c.ok else "[red]problem[/red]"
         out_console.print(
             f"{escape(c.partner.id)} {status}: {escape(c.partner.base_url)} "

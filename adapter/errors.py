@@ -148,3 +148,63 @@ class AuditError(AdapterError):
     issue_code = "exception"
     http_status = 503
     exit_code = 8
+
+
+# --- the service (adapter/api/) -------------------------------------------------------------------------------
+
+
+class NotFoundError(UsageError):
+    """The request names something the adapter does not hold (a client, an outbox item, a resource)."""
+
+    issue_code = "not-found"
+    http_status = 404
+
+
+class AuthenticationError(AdapterError):
+    """No credentials, or credentials that are unknown, revoked or expired."""
+
+    issue_code = "login"
+    http_status = 401
+    exit_code = 9
+
+
+class ForbiddenError(AdapterError):
+    """Valid credentials that do not allow this request (role, partner, purpose of use)."""
+
+    issue_code = "forbidden"
+    http_status = 403
+    exit_code = 9
+
+
+class PayloadTooLargeError(UsageError):
+    """The request body is larger than the service accepts."""
+
+    issue_code = "too-costly"
+    http_status = 413
+
+
+class UnsupportedMediaError(UsageError):
+    """The request body's content type is not one the route reads."""
+
+    issue_code = "not-supported"
+    http_status = 415
+
+
+@dataclass
+class RateLimitError(AdapterError):
+    """The caller sent more requests than its token's rate allows; `retry_after` seconds until the next one."""
+
+    retry_after: int = 1
+
+    issue_code = "throttled"
+    http_status = 429
+    exit_code = 6
+
+
+class NothingReleasableError(AdapterError):
+    """The consent rules withhold the client's record itself from this recipient: there is nothing to send
+    (a utilization-review package without its subject)."""
+
+    issue_code = "suppressed"
+    http_status = 409
+    exit_code = 10

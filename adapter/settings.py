@@ -30,6 +30,12 @@ class Settings(BaseSettings):
         False, description="also validate every resource with fhir.resources (slow; the reference validator)"
     )
     log_level: str = "WARNING"
+    partners_file: Path = Field(
+        Path("partners/local-peers.yaml"), description="partners the service syncs with and answers (docs/partners.md)"
+    )
+    api_max_body_bytes: int = Field(5_000_000, gt=0, description="largest request body the API reads (413 above)")
+    api_rate_per_minute: int = Field(600, gt=0, description="requests per minute per token (429 above)")
+    api_rate_burst: int = Field(60, gt=0, description="requests a token may send at once before the rate applies")
 
 
 @cache

@@ -20,6 +20,7 @@ from adapter.consent import SqlAuditLog
 from adapter.errors import AdapterError, Problem, SyncError
 from adapter.pipeline import MappedChart, context, load, map_charts
 from adapter.settings import Settings
+from adapter.store.records import RecordStore
 from adapter.sync import outbox
 from adapter.sync.auth import SmartAuthenticator
 from adapter.sync.capabilities import resolve_modes
@@ -47,6 +48,7 @@ class SyncOptions:
     enqueue: bool = True  # False: only drain what is queued (extra workers on a shared PostgreSQL outbox)
     interval_s: float = 300.0  # between passes when not --once
     max_passes: int | None = None  # None: until stop() says so (daemon)
+    from_store: bool = False  # charts from the service's record store (what POST /records ingested), not files
 
 
 @dataclass
@@ -77,11 +79,16 @@ class SyncResult:
         return 3 if self.input_problems else 0
 
 
-def _charts(records: Sequence[Path], settings: Settings) -> tuple[list[MappedChart], list[Problem]]:
-    loaded = load(records)
-    problems = list(loaded.problems)
+def _charts(options: SyncOptions, settings: Settings, engine: Engine) -> tuple[list[MappedChart], list[Problem]]:
+    """Every client's mapped chart, from the record files or (``from_store``) from the record store."""
+    if options.from_store:
+        _version, clinic = RecordStore(engine).clinic()
+        problems = list(clinic.problems)
+    else:
+        loaded = load(options.records)
+        clinic, problems = loaded.clinic, list(loaded.problems)
     charts: list[MappedChart] = []
-    for mapped in map_charts(loaded.clinic, context(loaded.clinic, settings), strict=settings.strict_validation):
+    for mapped in map_charts(clinic, context(clinic, settings), strict=settings.strict_validation):
         if isinstance(mapped, AdapterError):
             problems += mapped.problems or [Problem(str(mapped))]
         else:
@@ -134,7 +141,7 @@ def _one_pass(
     release: ReleaseFn,
     progress: ProgressFn | None,
 ) -> SyncResult:
-    charts, problems = _charts(options.records, settings)
+    charts, problems = _charts(options, settings, session.engine)
     result = SyncResult(input_problems=problems, clients=len(charts))
     results = {p.id: PartnerResult(p) for p in partners}
     result.partners = list(results.values())
@@ -208,10 +215,11 @@ class PartnerCheck:
     modes: str | None = None
     auth: str = "not checked"
     problems: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why the partner was not contacted
 
     @property
     def ok(self) -> bool:
-        return self.reachable and not self.problems
+        return self.skipped is not None or (self.reachable and not self.problems)
 
 
 def partners_check(
@@ -236,6 +244,9 @@ def partners_check(
 
 def _check(session: Session, partner: Partner) -> PartnerCheck:
     check = PartnerCheck(partner)
+    if partner.push == "none" and not partner.pull:
+        check.skipped = "nothing to sync (push none, no pull): a recipient of packages built on request, e.g. UR"
+        return check
     try:
         client = session.client(partner)
     except AdapterError as exc:  # a missing secret, an unreadable key

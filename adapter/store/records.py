@@ -1,0 +1,238 @@
+"""The clinic's records as the service holds them: one row per record, in the adapter's database.
+
+Ingest is all or nothing per batch: the batch is validated like a record file (fields, codes, scores), then
+assembled together with what is already stored (every link must resolve); if any record is rejected, nothing of
+the batch is stored and every problem is reported, named by record and field. A clinic sends corrections as a
+new batch; a half-applied batch could leave, say, a plan whose goals point at a diagnosis that never arrived.
+
+Rows are upserted by (kind, record id) with a content hash, so re-sending an unchanged record changes nothing.
+``version`` counts the batches that changed something: readers cache what they build from the records until
+it moves (it lives in the database, so several service processes agree on it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, func, select, update
+
+from adapter.errors import Problem
+from adapter.records import RECORD_ADAPTER, Record
+from adapter.records.chart import Clinic, assemble
+from adapter.records.loader import LoadResult, SourcedRecord, parse_bytes
+from adapter.sync.store import upsert
+
+STORED = "store"  # the source name of stored records in problems and charts
+REQUEST = "request"  # the source name of the records of the batch being ingested
+
+metadata = MetaData()
+
+records_table = Table(
+    "clinic_records",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    Column("client_id", String(64), index=True),  # None for directory records
+    Column("program", String(64)),
+    Column("body", Text, nullable=False),  # the record as canonical JSON (the model's own dump)
+    Column("content_hash", String(64), nullable=False),
+    Column("ingested_at", String(40), nullable=False),  # ISO instant of the batch that last changed it
+)
+
+version_table = Table(
+    "clinic_records_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+Outcome = Literal["created", "updated", "unchanged", "rejected", "not stored"]
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What happened to one record of a batch; `problems` only for rejected ones."""
+
+    kind: str | None
+    record_id: str
+    client_id: str | None
+    outcome: Outcome
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass
+class IngestReport:
+    results: list[RecordResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # every problem of a rejected batch
+    version: int = 0
+    clinic: Clinic | None = None  # the clinic as stored after the batch (None when rejected)
+
+    @property
+    def accepted(self) -> bool:
+        return not self.problems
+
+    def changed(self) -> list[RecordResult]:
+        return [r for r in self.results if r.outcome in ("created", "updated")]
+
+
+def _canonical(record: Record) -> bytes:
+    return record.model_dump_json().encode("utf-8")
+
+
+def _content_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _key(record: Record) -> tuple[str, str]:
+    return record.kind, record.id
+
+
+class RecordStore:
+    """Clinic records in SQLAlchemy (SQLite by default, PostgreSQL by URL); tables created on first use."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+        self._lock = threading.Lock()
+        self._cache: tuple[int, dict[tuple[str, str], SourcedRecord]] | None = None
+
+    # --- reading -------------------------------------------------------------------------------------------
+
+    def version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.scalar(select(version_table.c.version).where(version_table.c.id == 1))
+        return int(value or 0)
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(records_table)) or 0)
+
+    def _stored(self) -> tuple[int, dict[tuple[str, str], SourcedRecord]]:
+        """Every stored record, parsed once per version."""
+        version = self.version()
+        cached = self._cache
+        if cached is not None and cached[0] == version:
+            return cached
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(select(records_table.c.kind, records_table.c.record_id, records_table.c.body)))
+        parsed = {
+            (row.kind, row.record_id): SourcedRecord(RECORD_ADAPTER.validate_json(row.body, strict=True), STORED)
+            for row in rows
+        }
+        self._cache = (version, parsed)
+        return self._cache
+
+    def clinic(self) -> tuple[int, Clinic]:
+        """The stored records assembled into charts, with the version they were read at."""
+        version, stored = self._stored()
+        return version, assemble(stored[k] for k in sorted(stored))
+
+    # --- writing -------------------------------------------------------------------------------------------
+
+    def ingest_bytes(self, data: bytes, *, xml: bool, at: datetime) -> IngestReport:
+        """Parse and validate a request body (one record, a list, or {"records": [...]}; XML `<records>`)."""
+        return self.ingest(parse_bytes(data, source=REQUEST, xml=xml), at=at)
+
+    def ingest(self, loaded: LoadResult, *, at: datetime) -> IngestReport:
+        """Store a validated batch if every record of it is accepted; otherwise store nothing (module doc)."""
+        with self._lock:  # one batch at a time per process; the database transaction covers the rest
+            return self._ingest(loaded, at)
+
+    def _ingest(self, loaded: LoadResult, at: datetime) -> IngestReport:
+        problems = list(loaded.problems)
+        batch: dict[tuple[str, str], SourcedRecord] = {}
+        for item in loaded.records:
+            key = _key(item.record)
+            if key in batch:
+                problems.append(
+                    Problem("the batch holds this record twice", location=REQUEST, record_id=key[1], field="id")
+                )
+            batch[key] = item
+        _version, stored = self._stored()
+        merged = {**stored, **batch}
+        clinic = assemble(merged[k] for k in sorted(merged))
+        for problem in clinic.problems:
+            if problem.location == STORED:
+                # A stored record that the batch would break (a replaced client, a moved visit ...).
+                problem = Problem(
+                    f"stored record would no longer be valid: {problem.message}",
+                    location=REQUEST,
+                    record_id=problem.record_id,
+                    field=problem.field,
+                )
+            problems.append(problem)
+        rejected_ids = {p.record_id for p in problems}
+        if problems:
+            results = [
+                RecordResult(
+                    kind,
+                    rid,
+                    getattr(item.record, "client", None) if kind != "client" else rid,
+                    "rejected" if rid in rejected_ids else "not stored",
+                    tuple(p for p in problems if p.record_id == rid),
+                )
+                for (kind, rid), item in batch.items()
+            ]
+            # Records that failed validation never became models: report them by the label the loader gave.
+            results += [
+                RecordResult(None, rid, None, "rejected", tuple(p for p in problems if p.record_id == rid))
+                for rid in dict.fromkeys(p.record_id for p in loaded.problems if p.record_id)
+                if not any(r.record_id == rid for r in results)
+            ]
+            return IngestReport(results=results, problems=problems, version=_version)
+        return self._write(batch, at, clinic)
+
+    def _write(self, batch: dict[tuple[str, str], SourcedRecord], at: datetime, clinic: Clinic) -> IngestReport:
+        stamp = at.isoformat()
+        rows, results = [], []
+        with self.engine.begin() as conn:
+            existing = {
+                (r.kind, r.record_id): r.content_hash
+                for r in conn.execute(
+                    select(records_table.c.kind, records_table.c.record_id, records_table.c.content_hash)
+                )
+            }
+            for key, item in batch.items():
+                record = item.record
+                body = _canonical(record)
+                digest = _content_hash(body)
+                client_id = record.id if record.kind == "client" else getattr(record, "client", None)
+                previous = existing.get(key)
+                outcome: Outcome = "created" if previous is None else "unchanged" if previous == digest else "updated"
+                results.append(RecordResult(record.kind, record.id, client_id, outcome))
+                if outcome != "unchanged":
+                    rows.append(
+                        {
+                            "kind": record.kind,
+                            "record_id": record.id,
+                            "client_id": client_id,
+                            "program": getattr(record, "program", None),
+                            "body": body.decode("utf-8"),
+                            "content_hash": digest,
+                            "ingested_at": stamp,
+                        }
+                    )
+            upsert(conn, records_table, rows, update=["client_id", "program", "body", "content_hash", "ingested_at"])
+            version = conn.scalar(select(version_table.c.version).where(version_table.c.id == 1))
+            if version is None:
+                conn.execute(version_table.insert(), [{"id": 1, "version": 1 if rows else 0}])
+                version = 1 if rows else 0
+            elif rows:
+                conn.execute(update(version_table).where(version_table.c.id == 1).values(version=version + 1))
+                version += 1
+        return IngestReport(results=results, version=int(version), clinic=clinic if rows else None)
+
+
+def affected_clients(report: IngestReport) -> list[str]:
+    """Clients whose FHIR view a batch changed: owners of changed records, and every client whose chart links to
+    a changed directory record (a renamed practitioner changes every chart that names them)."""
+    changed = report.changed()
+    clients = [r.client_id for r in changed if r.client_id]
+    directory = {(r.kind, r.record_id) for r in changed if r.client_id is None and r.kind}
+    if directory and report.clinic is not None:
+        clients += [c.client.id for c in report.clinic.charts if c.directory_links & directory]
+    return list(dict.fromkeys(clients))
