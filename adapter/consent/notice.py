@@ -4,8 +4,8 @@ Carrier (docs/consent.md): one DocumentReference per Part 2 disclosure (made wit
 where 2.32 is not required but costs nothing and travels with the records). Its attachment
 (text/plain) holds the 2.32(a) statement, a plain-language summary of the redisclosure rules and, per consent
 relied on, a plain explanation of its scope (2.32(b)); ``context.related`` points at the Consent resources, which
-travel in the same Bundle as the copy of the consent. The document is labeled 42CFRPart2, R, NORDSCLCD and
-RedisclosureProhibitionMark. DocumentReference is an R4 resource the compiled validator knows; Composition or
+travel in the same Bundle as the copy of the consent. The document is labeled 42CFRPart2, R and NORDSCLCD.
+DocumentReference is an R4 resource the compiled validator knows; Composition or
 Basic are not in adapter/schema/resource_types.yaml.
 """
 
@@ -107,12 +107,9 @@ def notice_document(
                 security_coding(V3_ACT_CODE, PART2, vocab.policy_display[PART2], basis),
                 security_coding(V3_CONFIDENTIALITY, "R", vocab.confidentiality_display["R"], basis),
                 security_coding(V3_ACT_CODE, "NORDSCLCD", vocab.refrain_display["NORDSCLCD"], basis),
-                security_coding(
-                    V3_ACT_CODE,
-                    "RedisclosureProhibitionMark",
-                    vocab.mark_display["RedisclosureProhibitionMark"],
-                    basis,
-                ),
+                # Not RedisclosureProhibitionMark: THO added it to v3-ActCode after R4 4.0.1, whose bundled
+                # v3-ActCode lacks it, so R4 validators (HL7's included) reject the notice for an unknown code.
+                # The notice's text and the NORDSCLCD refrain carry the 2.32 prohibition.
             ]
         },
         "identifier": [{"system": identifier_system, "value": disclosure_id}],
