@@ -22,6 +22,7 @@ from adapter.mappings.context import MappingContext
 from adapter.records.chart import Chart, Clinic, assemble
 from adapter.records.loader import load_paths
 from adapter.schema import validator
+from adapter.schema.compile import FAST_CHECKS
 from adapter.settings import Settings
 
 
@@ -68,15 +69,17 @@ def validate_resources(resources: Sequence[Resource], *, strict: bool, seen: set
     `seen` holds the ids of resource objects already validated: directory resources are shared, immutable
     objects that appear in every client's Bundle, and need checking once.
     """
+    fast = FAST_CHECKS
     for resource in resources:
         if seen is not None:
             if id(resource) in seen:
                 continue
             seen.add(id(resource))
         try:
-            validator.validator_for(resource["resourceType"])(resource)
-        except ValidationError:
-            validator.validate(resource)  # raises FhirValidationError with located problems
+            fast[resource["resourceType"]](resource)
+        except (ValidationError, KeyError, TypeError):
+            # The full tier decides (the fast one only narrows it) and locates the problems.
+            validator.validate(resource)
         if strict:
             fhir.reference_validate(resource)
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 GOLDEN = Path(__file__).resolve().parent / "golden"
+
+# Property tests explore new random examples on every local run; CI (CI=true, as .ci/run sets it) replays a
+# fixed sequence, so a merge is never blocked by an example nobody has seen. A failure found locally is kept in
+# .hypothesis/ and replayed until fixed.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # Real FHIR servers (Medplum engine, sekmet-fhir) for the integration tests: see docs/testing.md.
 pytest_plugins = ["tests.servers.fixtures"]

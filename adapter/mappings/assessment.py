@@ -20,14 +20,37 @@ from adapter.mappings.datatypes import drop_empty, meta
 from adapter.records import Assessment
 from adapter.records.checks import assessment_score
 from adapter.terminology import systems
-from adapter.terminology.models import RiskRule
+from adapter.terminology.models import Coding, RiskRule
 from adapter.terminology.scoring import ResolvedAnswer, ScoreResult
 
 _SURVEY = fhir.concept(systems.OBSERVATION_CATEGORY, "survey", "Survey")
+# Shared by every screening Observation (mapped values are never edited in place).
+_SURVEY_CATEGORY = [_SURVEY]
+_SCREENING_PROFILES = [profiles.US_CORE_SCREENING]
 _OBSERVATION_STATUS = {"completed": "final", "amended": "amended", "entered-in-error": "entered-in-error"}
 _FLAG_PRIORITY = {"high": ("PH", "High priority"), "moderate": ("PM", "Medium priority"), "low": ("PL", "Low priority")}
 _CLINICAL_FLAG = fhir.concept(profiles.FLAG_CATEGORY, "clinical", "Clinical")
 LOINC_QUESTIONNAIRE_BASE = "http://loinc.org/q/"  # LOINC form canonicals as LHC-Forms publishes them
+
+
+# Catalog codings as FHIR, built once per catalog object: the catalog lives as long as the process, and every
+# administration of an instrument emits the same code and answer concepts. The dicts are shared between
+# resources, so nothing may edit them (mappings build, consent redaction rebuilds; nothing edits in place).
+_SHARED: dict[int, tuple[object, dict[str, Any]]] = {}
+
+
+def _shared(coding: Coding, value: bool = False) -> dict[str, Any]:
+    """`coding` as a CodeableConcept, or (value) as the valueCodeableConcept of an answer (coding only)."""
+    key = id(coding) * 2 + value
+    found = _SHARED.get(key)
+    if found is None:
+        fhir_coding = coding.fhir_coding()
+        if value:
+            concept = {"coding": [fhir_coding]} if fhir_coding else {"text": coding.display}
+        else:
+            concept = coding.fhir_concept()
+        found = _SHARED[key] = (coding, concept)  # the coding is kept, so its id is never reused
+    return found[1]
 
 
 def _item_id(asm: Assessment, key: str, ctx: MappingContext) -> str:
@@ -63,9 +86,9 @@ class _Administration:
         return {
             "resourceType": "Observation",
             "id": obs_id,
-            "meta": {"profile": [profiles.US_CORE_SCREENING]},  # one per resource: meta is stamped later
+            "meta": {"profile": _SCREENING_PROFILES},  # one meta per resource: `source` is stamped on it later
             "status": self.status,
-            "category": [_SURVEY],
+            "category": _SURVEY_CATEGORY,
             "code": code,
             **self.tail,
             **rest,
@@ -78,34 +101,46 @@ def _answer_value(answer: ResolvedAnswer) -> dict[str, Any]:
     return {"valueCoding": coding} if coding else {"valueString": answer.coding.display}
 
 
-def questionnaire_response(asm: Assessment, result: ScoreResult, ctx: MappingContext) -> Resource:
-    inst = result.instrument
-    items = [
-        {
-            "linkId": a.item.code or a.item.key,
-            "text": a.item.text,
-            "answer": [_answer_value(a)],
+_QR_ITEMS: dict[int, tuple[ResolvedAnswer, dict[str, Any]]] = {}
+
+
+def _qr_item(answer: ResolvedAnswer) -> dict[str, Any]:
+    """The QuestionnaireResponse item of an answer: fixed by the catalog item and option, so built once (answers
+    are memoized per item and option by the scorer; shared and never edited, like _shared's concepts)."""
+    found = _QR_ITEMS.get(id(answer))
+    if found is None:
+        item = {
+            "linkId": answer.item.code or answer.item.key,
+            "text": answer.item.text,
+            "answer": [_answer_value(answer)],
         }
-        for a in result.answers
-    ]
+        found = _QR_ITEMS[id(answer)] = (answer, item)
+    return found[1]
+
+
+def questionnaire_response(
+    asm: Assessment, result: ScoreResult, ctx: MappingContext, adm: _Administration | None = None
+) -> Resource:
+    adm = adm or _Administration(asm, ctx)
+    inst = result.instrument
+    items = [_qr_item(a) for a in result.answers]
     if result.total is not None and inst.total:
         items.append(
             {"linkId": inst.total.code, "text": inst.total.display, "answer": [{"valueInteger": result.total}]}
         )
-    author = _performer(asm, ctx)[0]
     return drop_empty(
         {
             "resourceType": "QuestionnaireResponse",
-            "id": ctx.id("QuestionnaireResponse", asm.id),
+            "id": adm.qr_id,
             "meta": meta(profiles.US_CORE_QUESTIONNAIRE_RESPONSE),
             "identifier": ctx.record_identifier("assessment", asm.id),
             "questionnaire": LOINC_QUESTIONNAIRE_BASE + inst.panel.code,
             "status": "entered-in-error" if asm.status == "entered-in-error" else asm.status,
-            "subject": ctx.ref("Patient", asm.client),
-            "encounter": ctx.ref("Encounter", asm.visit) if asm.visit else None,
-            "authored": fhir_instant(asm.administered_at),
-            "author": author,
-            "source": ctx.ref("Patient", asm.client) if asm.self_reported else None,
+            "subject": adm.patient,
+            "encounter": adm.encounter,
+            "authored": adm.effective,
+            "author": adm.performer[0],
+            "source": adm.patient if asm.self_reported else None,
             "item": items,
         }
     )
@@ -155,11 +190,10 @@ def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
     members: list[Resource] = []
     item_obs: dict[str, str] = {}
     for answer in result.answers:
-        coding = answer.coding.fhir_coding()
         obs = adm.observation(
             _item_id(asm, answer.item.key, ctx),
-            answer.item.coding.fhir_concept(),
-            valueCodeableConcept={"coding": [coding]} if coding else {"text": answer.coding.display},
+            _shared(answer.item.coding),
+            valueCodeableConcept=_shared(answer.coding, value=True),
         )
         members.append(obs)
         item_obs[answer.item.key] = obs["id"]
@@ -168,8 +202,8 @@ def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
     if result.total is not None and inst.total:
         extra: dict[str, Any] = {"valueQuantity": score_quantity(result.total, unit=inst.unit)}
         if result.band:
-            extra["interpretation"] = [result.band.coding.fhir_concept()]
-        total = adm.observation(ctx.id("Observation", asm.id, "total"), inst.total.coding.fhir_concept(), **extra)
+            extra["interpretation"] = [_shared(result.band.coding)]
+        total = adm.observation(ctx.id("Observation", asm.id, "total"), _shared(inst.total.coding), **extra)
         members.append(total)
         total_id = total["id"]
 
@@ -177,8 +211,8 @@ def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
     if result.risk_level and inst.risk_level:
         risk = adm.observation(
             ctx.id("Observation", asm.id, "risk-level"),
-            inst.risk_level.coding.fhir_concept(),
-            valueCodeableConcept=result.risk_level.coding.fhir_concept(),
+            _shared(inst.risk_level.coding),
+            valueCodeableConcept=_shared(result.risk_level.coding),
         )
         members.append(risk)
         risk_id = risk["id"]
@@ -193,7 +227,7 @@ def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
     else:
         # us-core-2 / obs-6: a panel with neither value nor members must say why.
         panel_extra["dataAbsentReason"] = fhir.concept(systems.DATA_ABSENT_REASON, "asked-unknown", "Asked But Unknown")
-    panel = adm.observation(ctx.id("Observation", asm.id, "panel"), inst.panel.coding.fhir_concept(), **panel_extra)
+    panel = adm.observation(ctx.id("Observation", asm.id, "panel"), _shared(inst.panel.coding), **panel_extra)
 
     flags = []
     if result.risk_rules:
@@ -206,4 +240,4 @@ def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
             details.append(risk_id)
         flags.append(risk_flag(asm, result.risk_rules, list(dict.fromkeys(details)), ctx))
 
-    return [questionnaire_response(asm, result, ctx), panel, *members, *flags]
+    return [questionnaire_response(asm, result, ctx, adm), panel, *members, *flags]

@@ -78,11 +78,20 @@ def clinical_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
 
 def directory_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
     """The programs, organizations and practitioners the chart's records link to (parents of programs and of
-    organizations included), each mapped once per context."""
+    organizations included), each mapped once per context; the list once per distinct set of links."""
+    links = frozenset(chart.directory_links)
+    slot = ("directory:links", links)
+    found: list[Resource] | None = ctx.memo.get(slot)
+    if found is None:
+        found = ctx.memo[slot] = _directory_resources(links, ctx)
+    return list(found)
+
+
+def _directory_resources(links: frozenset[tuple[str, str]], ctx: MappingContext) -> list[Resource]:
     d = ctx.directory
-    practitioners = {target for kind, target in chart.directory_links if kind == "practitioner"}
-    organizations = {target for kind, target in chart.directory_links if kind == "organization"}
-    programs = {target for kind, target in chart.directory_links if kind == "program"}
+    practitioners = {target for kind, target in links if kind == "practitioner"}
+    organizations = {target for kind, target in links if kind == "organization"}
+    programs = {target for kind, target in links if kind == "program"}
     organizations.update(d.programs[p].organization for p in programs)
     pending = list(organizations)
     while pending:  # walk partOf chains up to the top organization
@@ -110,11 +119,16 @@ def directory_resources(chart: Chart, ctx: MappingContext) -> list[Resource]:
     return out
 
 
-def _may_hold_instants(annotation: Any) -> bool:
+def _may_hold_instants(annotation: Any, seen: frozenset[type] = frozenset()) -> bool:
     """Could a field of this type contain a datetime (directly or in nested record parts)?"""
-    if annotation in (datetime, AwareDatetime) or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+    if annotation in (datetime, AwareDatetime):
         return True
-    return any(_may_hold_instants(arg) for arg in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:  # a recursive part: whatever it holds, its first occurrence answers
+            return False
+        inner = seen | {annotation}
+        return any(_may_hold_instants(f.annotation, inner) for f in annotation.model_fields.values())
+    return any(_may_hold_instants(arg, seen) for arg in typing.get_args(annotation))
 
 
 @cache

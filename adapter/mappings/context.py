@@ -7,12 +7,15 @@ records with the same context gives byte-identical FHIR.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from adapter import fhir
 from adapter.records.chart import Directory
+
+T = TypeVar("T")
 
 DEFAULT_FHIR_BASE = "https://fhir.riverbend.example.org/fhir"
 DEFAULT_NAMESPACE = fhir.ID_NAMESPACE
@@ -26,7 +29,7 @@ class MappingContext:
     recorded_at: datetime | None = None  # Provenance.recorded; None: the newest instant in the client's chart
     # Directory resources mapped once per context and shared by every chart's Bundle (resources are never mutated
     # after mapping: consent redaction rebuilds, it does not edit).
-    memo: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+    memo: dict[tuple[str, Any], Any] = field(default_factory=dict, compare=False, repr=False)
     namespace_bytes: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -49,19 +52,32 @@ class MappingContext:
         return {"system": f"{self.fhir_base}/sid/{kind}", "value": value}
 
     # --- the clinic's directory -----------------------------------------------------------------------------
+    # Directory references recur in every chart: built once per context and shared, like every value in a
+    # mapped resource, never edited in place (a caller that needs more builds a new dict: {**ref, ...}).
+    def _directory(self, slot: str, key: str, build: Callable[[], T]) -> T:
+        memo_key = (slot, key)
+        found: T | None = self.memo.get(memo_key)
+        if found is None:
+            found = self.memo[memo_key] = build()
+        return found
+
     def practitioner_ref(self, practitioner_id: str) -> dict[str, Any]:
-        return self.ref("Practitioner", practitioner_id)
+        return self._directory("ref:practitioner", practitioner_id, lambda: self.ref("Practitioner", practitioner_id))
 
     def organization_ref(self, organization_id: str) -> dict[str, Any]:
-        return self.ref("Organization", organization_id)
+        return self._directory("ref:organization", organization_id, lambda: self.ref("Organization", organization_id))
 
     def program_ref(self, program_id: str) -> dict[str, Any]:
         """A program is an Organization (type dept) that is part of the clinic's organization."""
-        return self.ref("Organization", "program", program_id)
+        return self._directory("ref:program", program_id, lambda: self.ref("Organization", "program", program_id))
 
     def program_url(self, program_id: str) -> str:
         """The program's Organization as an absolute URL: the value of `meta.source` on what it produced."""
-        return f"{self.fhir_base}/Organization/{self.id('Organization', 'program', program_id)}"
+        return self._directory(
+            "url:program",
+            program_id,
+            lambda: f"{self.fhir_base}/Organization/{self.id('Organization', 'program', program_id)}",
+        )
 
     def clinic_ref(self, program_id: str) -> dict[str, Any]:
         """The organization that runs a program: custodian and author of the clinic's records."""

@@ -24,13 +24,20 @@ _IDENTIFIER_TYPE_DISPLAY = {
 
 def drop_empty(obj: dict[str, Any]) -> dict[str, Any]:
     """FHIR forbids empty elements: leave out None, empty strings, lists and objects."""
-    return {k: v for k, v in obj.items() if v not in (None, "", [], {})}
+    # Truthy values (nearly all) pass on the first test; 0 and False are kept, as FHIR values.
+    return {k: v for k, v in obj.items() if v or not (v is None or v == "" or v == [] or v == {})}
+
+
+# v2-0203 identifier types as CodeableConcepts, built once and shared (mapped values are never edited in place).
+_IDENTIFIER_TYPE = {
+    code: fhir.concept(systems.V2_0203, code, display) for code, display in _IDENTIFIER_TYPE_DISPLAY.items()
+}
 
 
 def identifier(ident: Identifier) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if ident.type:
-        out["type"] = fhir.concept(systems.V2_0203, ident.type, _IDENTIFIER_TYPE_DISPLAY[ident.type])
+        out["type"] = _IDENTIFIER_TYPE[ident.type]
     out["system"] = ident.system
     out["value"] = ident.value
     return out

@@ -15,6 +15,7 @@ from adapter.terminology import systems
 _AUTHOR = fhir.concept(systems.PROVENANCE_PARTICIPANT_TYPE, "author", "Author")
 _TRANSMITTER = fhir.concept(systems.US_CORE_PROVENANCE_PARTICIPANT_TYPE, "transmitter", "Transmitter")
 _SOURCE_SYSTEM = "Clinic EHR export"
+_CREATE = fhir.concept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE", "create")
 
 
 def batch_provenance(
@@ -33,7 +34,7 @@ def batch_provenance(
         "meta": meta(profiles.US_CORE_PROVENANCE),
         "target": [fhir.reference(r["resourceType"], r["id"]) for r in targets],
         "recorded": fhir_instant(recorded),
-        "activity": fhir.concept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE", "create"),
+        "activity": _CREATE,
         "agent": [
             {"type": _AUTHOR, "who": author},
             {"type": _TRANSMITTER, "who": transmitter},

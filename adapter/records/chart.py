@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapter.bulk import collector_paused
 from adapter.errors import Problem
 from adapter.records import (
     Assessment,
@@ -87,6 +88,12 @@ class Clinic:
     problems: list[Problem]
 
 
+def field_of(record: Any, name: str) -> Any:
+    """A record field's value, or None for a record kind without that field. Not getattr(): on a pydantic model a
+    missing attribute goes through __getattr__ and an exception, which costs more than the whole lookup here."""
+    return record.__dict__.get(name)
+
+
 def links(record: Any) -> Iterator[tuple[str, str, str]]:
     """(field, target kind, target id) for every link a record makes; kinds: practitioner, organization,
     program, client, diagnosis, visit, assessment, related (a client's related party)."""
@@ -97,10 +104,11 @@ def links(record: Any) -> Iterator[tuple[str, str, str]]:
             yield "part_of", "organization", record.part_of
         case Client() if record.program:
             yield "program", "program", record.program
-    if hasattr(record, "client") and isinstance(record.client, str):
-        yield "client", "client", record.client
+    client = field_of(record, "client")
+    if isinstance(client, str):
+        yield "client", "client", client
         yield "program", "program", record.program
-        visit = getattr(record, "visit", None)
+        visit = field_of(record, "visit")
         if visit:
             yield "visit", "visit", visit
     match record:
@@ -160,6 +168,11 @@ _CLIENT_SCOPED = {"diagnosis", "visit", "assessment"}
 
 def assemble(records: Iterable[SourcedRecord]) -> Clinic:
     """Group records into charts; reject duplicates, dangling links and dependents of rejected records."""
+    with collector_paused():  # adapter/bulk.py: builds no cycles, keeps everything alive
+        return _assemble(records)
+
+
+def _assemble(records: Iterable[SourcedRecord]) -> Clinic:
     problems: list[Problem] = []
     accepted: dict[tuple[str, str], SourcedRecord] = {}
     for item in records:
@@ -199,7 +212,7 @@ def assemble(records: Iterable[SourcedRecord]) -> Clinic:
         if isinstance(item.record, Client):
             charts[rid] = Chart(client=item.record, source=item.source)
     for key, item in ordered:
-        client_id = key[1] if isinstance(item.record, Client) else getattr(item.record, "client", None)
+        client_id = key[1] if isinstance(item.record, Client) else field_of(item.record, "client")
         if not isinstance(client_id, str):
             continue  # directory records belong to no chart
         chart = charts[client_id]
@@ -213,7 +226,7 @@ def _first_broken_link(
     item: SourcedRecord, record_links: tuple[tuple[str, str, str], ...], accepted: dict[tuple[str, str], SourcedRecord]
 ) -> Problem | None:
     record = item.record
-    own_client = getattr(record, "client", None)
+    own_client = field_of(record, "client")
     for field_name, kind, target in record_links:
         if kind == "related":
             client = accepted.get(("client", own_client or ""))
@@ -230,7 +243,7 @@ def _first_broken_link(
         linked = accepted.get((kind, target))
         if linked is None:
             return _problem(item, field_name, f"unknown or rejected {kind} {target!r}")
-        if kind in _CLIENT_SCOPED and getattr(linked.record, "client", None) != own_client:
+        if kind in _CLIENT_SCOPED and field_of(linked.record, "client") != own_client:
             return _problem(item, field_name, f"{kind} {target!r} belongs to another client")
         if kind == "visit" and getattr(linked.record, "program", None) != getattr(record, "program", None):
             # Part 2 status follows the producing program; a record and its visit must agree on it.

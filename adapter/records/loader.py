@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from adapter.bulk import collector_paused
 from adapter.errors import AdapterError, Problem
 from adapter.records import RECORD_ADAPTER, RECORD_KINDS, Record
 from adapter.records.checks import record_problems as semantic_problems
@@ -130,12 +131,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_json(data: bytes, *, source: str) -> LoadResult:
-    try:
-        # The standard parser with a pairs hook: as fast as orjson here, and it sees duplicate keys.
-        items = _items_of(json.loads(data, object_pairs_hook=_unique_keys))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        return LoadResult(problems=[Problem(f"not valid JSON: {exc}", location=source)])
-    return validate_items(items, source=source)
+    with collector_paused():  # adapter/bulk.py: thousands of acyclic records
+        try:
+            # The standard parser with a pairs hook: as fast as orjson here, and it sees duplicate keys.
+            items = _items_of(json.loads(data, object_pairs_hook=_unique_keys))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return LoadResult(problems=[Problem(f"not valid JSON: {exc}", location=source)])
+        return validate_items(items, source=source)
 
 
 def parse_xml(data: bytes, *, source: str) -> LoadResult:

@@ -282,3 +282,16 @@ def validator_for(resource_type: str) -> CompiledValidator:
     if resource_type not in resource_types():
         raise KeyError(f"no compiled validator for resource type {resource_type!r}")
     return CompiledValidator(resource_type)
+
+
+class _FastChecks(dict[str, Callable[[Any], Any]]):
+    """resourceType -> the fast tier's bare pydantic-core check, filled on first use; KeyError for an unknown
+    type. For hot loops: it raises pydantic_core.ValidationError for anything the fast tier does not accept,
+    which the caller re-validates with the full tier (validator.validate) to decide and locate the problems."""
+
+    def __missing__(self, resource_type: str) -> Callable[[Any], Any]:
+        check = self[resource_type] = validator_for(resource_type)._fast
+        return check
+
+
+FAST_CHECKS = _FastChecks()

@@ -23,7 +23,10 @@ _FOLDER = "instruments"
 
 def instrument(key_or_alias: str) -> Instrument:
     """The instrument with this key or alias ("phq-9", "PHQ9", "PHQ 9" all name the PHQ-9)."""
-    found = _catalog().index.get(_normal(key_or_alias))
+    catalog = _catalog()
+    found = catalog.index.get(key_or_alias)  # the common case: the key itself, as the catalog spells it
+    if found is None:
+        found = catalog.index.get(_normal(key_or_alias))
     if found is None:
         known = ", ".join(i.key for i in _catalog().instruments)
         raise TerminologyError(f"unknown instrument {key_or_alias!r} (known: {known})")
@@ -57,6 +60,8 @@ def _catalog() -> _Catalog:
             owner = index.setdefault(_normal(name), inst)
             if owner is not inst:
                 raise TerminologyError(f"instrument name {name!r} is used by both {owner.key} and {inst.key}")
+    for inst in loaded:
+        index.setdefault(inst.key, inst)  # found without normalizing; a key normalizes to its own entry
     return _Catalog(tuple(sorted(loaded, key=lambda i: i.key)), index)
 
 

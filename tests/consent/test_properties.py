@@ -107,21 +107,31 @@ def _provisions(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [node, *(p for child in node.get("provision") or () for p in _provisions(child))]
 
 
+def _chains(
+    node: Mapping[str, Any], ancestors: tuple[Mapping[str, Any], ...] = ()
+) -> list[tuple[Mapping[str, Any], ...]]:
+    """Every provision with the provisions above it: a nested provision is an exception within its parent's
+    scope, so the actors and purposes its ancestors state apply to it too."""
+    chain = (*ancestors, node)
+    return [chain, *(c for child in node.get("provision") or () for c in _chains(child, chain))]
+
+
 def _covers(consent: Mapping[str, Any], request: DisclosureRequest, orgs: Mapping[str, set[tuple[str, str]]]) -> bool:
-    """Independent, weaker oracle: some permit provision names this recipient and some covers the purpose."""
+    """Independent, weaker oracle: some permit provision names this recipient and some covers the purpose (a
+    provision's own actors and purposes, or those of the provisions it is nested in)."""
     vocab = vocabulary()
     recipient = {(i.system, i.value) for i in request.recipient_organizations}
     named = purposed = False
-    for provision in _provisions(consent.get("provision") or {}):
-        if provision.get("type") != "permit":
+    for chain in _chains(consent.get("provision") or {}):
+        if chain[-1].get("type") != "permit":
             continue
-        for actor in provision.get("actor") or ():
+        for actor in (a for provision in chain for a in provision.get("actor") or ()):
             ref = actor["reference"]
             if ref.get("identifier", {}).get("system") == RECIPIENT_CLASS_SYSTEM:
                 named |= request.treating_relationship
             else:
                 named |= bool(orgs.get(ref.get("reference", ""), set()) & recipient)
-        for purpose in provision.get("purpose") or ():
+        for purpose in (c for provision in chain for c in provision.get("purpose") or ()):
             code = purpose["code"]
             purposed |= code == request.purpose or (
                 request.purpose != "HLEGAL" and code in vocab.purpose_lineage(request.purpose)
