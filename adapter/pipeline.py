@@ -88,9 +88,13 @@ def map_chart(chart: Chart, ctx: MappingContext, *, strict: bool = False) -> Map
     recorded = recorded_instant(chart, ctx)
     resources = chart_resources(chart, ctx, recorded)
     shared = shared_ids(ctx)
-    validated: set[int] = ctx.memo.setdefault(("shared", "validated"), set())
-    validate_resources([r for r in resources if id(r) not in shared], strict=strict)
-    validate_resources([r for r in resources if id(r) in shared], strict=strict, seen=validated)
+    own = [r for r in resources if id(r) not in shared]
+    validate_resources(own, strict=strict)
+    if len(own) < len(resources):  # shared directory resources: each validated once per context
+        validated: set[int] = ctx.memo.setdefault(("shared", "validated"), set())
+        validate_resources(
+            [r for r in resources if id(r) in shared and id(r) not in validated], strict=strict, seen=validated
+        )
     return MappedChart(chart.client.id, chart.source, resources, chart, ctx, recorded)
 
 

@@ -73,7 +73,13 @@ FAST = Profile(
         "Quantity": frozenset({"value"}),
         "Period": frozenset({"start"}),
     },
-    prefer={"Reference": frozenset({"reference"}), "CodeableConcept": frozenset({"coding"})},
+    prefer={
+        "Reference": frozenset({"reference"}),
+        "CodeableConcept": frozenset({"coding"}),
+        "Meta": frozenset({"profile"}),  # every US Core resource the adapter emits
+        "Identifier": frozenset({"value"}),
+        "HumanName": frozenset({"family"}),
+    },
     primitive_siblings=False,
     simple_xhtml=True,
 )
