@@ -36,7 +36,12 @@ class SourceIndex:
     part2_keys: frozenset[str]
 
     def facts(self, source: str) -> ProgramFacts | None:
-        return self.by_url.get(source) or self.by_url.get(source.rstrip("/"))
+        """The program behind a meta.source. Servers may append a request id as a fragment (stock HAPI FHIR writes
+        `<source>#<request id>`): the fragment never changes which program produced the data."""
+        found = self.by_url.get(source) or self.by_url.get(source.rstrip("/"))
+        if found is None and "#" in source:
+            return self.facts(source.partition("#")[0])
+        return found
 
     def is_part2_reference(self, key: str) -> bool:
         """Is the resource behind this reference key ("Organization/<id>") a Part 2 program?"""

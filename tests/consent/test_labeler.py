@@ -37,6 +37,25 @@ def test_part2_from_source_not_codes(mapped: dict[str, MappedChart]) -> None:
     assert any(b.rule == "LBL-PART2-SOURCE" for c, b in aud.basis if c == "42CFRPart2")
 
 
+@pytest.mark.parametrize(("program", "part2"), [("prog-sud", True), ("prog-omh", False)])
+def test_a_request_id_fragment_on_meta_source_keeps_the_program(
+    program: str, part2: bool, mapped: dict[str, MappedChart], ctx: MappingContext
+) -> None:
+    # Stock HAPI FHIR stores meta.source as "<source>#<request id>": data read back from it keeps its program
+    # (an unknown source would be treated as Part 2, over-restricting the mental-health unit's data).
+    condition = {
+        "resourceType": "Condition",
+        "id": "dx-from-hapi",
+        "meta": {"source": ctx.program_url(program) + "#Xq3kT0aW9f1bLmZp"},
+        "code": {"text": "a condition without any sensitive code"},
+        "subject": {"reference": "Patient/x"},
+    }
+    bundle = _with(mapped["cl-16"].bundle, condition, base=ctx.fhir_base)
+    labels = label(bundle).labels["Condition/dx-from-hapi"]
+    assert labels.part2 is part2
+    assert not any(b.rule == "LBL-UNKNOWN-SOURCE" for _c, b in labels.basis)
+
+
 def test_valuecoding_answers_are_read(mapped: dict[str, MappedChart], ctx: MappingContext) -> None:
     answer = {
         "resourceType": "QuestionnaireResponse",
