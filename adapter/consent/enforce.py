@@ -17,7 +17,7 @@ from adapter import fhir
 from adapter.consent.audit import AuditLog, AuditRecord, audit_event
 from adapter.consent.consents import parse_consent
 from adapter.consent.decide import ATTACH_NOTICE, NORDSCLCD, decide
-from adapter.consent.graph import key_of, reference_key, scan
+from adapter.consent.graph import key_of, reference_key, references, scan
 from adapter.consent.labeler import Basis, LabeledBundle, label, security_coding, with_security
 from adapter.consent.model import Decision, DisclosureRequest, Reason
 from adapter.consent.notice import notice_document
@@ -101,10 +101,11 @@ def _check_references(entries: list[dict[str, Any]]) -> None:
     keys = {key_of(e["resource"]) for e in entries}
     problems = []
     for entry in entries:
-        for path, text in scan(entry["resource"])[1]:
-            if text.startswith("#"):
-                continue
-            if reference_key(text, by_full_url) not in keys:
+        resource = entry["resource"]
+        if all(text.startswith("#") or reference_key(text, by_full_url) in keys for text in references(resource)):
+            continue
+        for path, text in scan(resource)[1]:  # the rare failure: walk again for the paths
+            if not text.startswith("#") and reference_key(text, by_full_url) not in keys:
                 problems.append(Problem("reference to a resource that is not disclosed", location=path))
     if problems:
         raise FhirValidationError("the disclosed Bundle has dangling references (a defect: nothing released)", problems)

@@ -76,25 +76,35 @@ def reference_key(reference: str, by_full_url: Mapping[str, str]) -> str | None:
     return f"{parts[-2]}/{parts[-1]}"
 
 
-def _walk(node: Any, path: str, codings: list[CodingRef], refs: list[tuple[str, str]]) -> None:
-    if isinstance(node, dict):
-        system, code = node.get("system"), node.get("code")
-        if isinstance(system, str) and isinstance(code, str):
-            codings.append(CodingRef(path, system, code))
-        reference = node.get("reference")
-        if isinstance(reference, str):
-            refs.append((path, reference))
-        for name, value in node.items():
-            if isinstance(value, dict | list):
-                if name == "extension" and isinstance(value, list):
-                    for ext in value:
-                        if isinstance(ext, dict):
-                            _walk(ext, f"{path}.extension({ext.get('url')})", codings, refs)
-                else:
-                    _walk(value, f"{path}.{name}", codings, refs)
-    elif isinstance(node, list):
-        for item in node:
+def _walk(node: dict[str, Any], path: str, codings: list[CodingRef], refs: list[tuple[str, str]]) -> None:
+    """Collect from one object and everything below it. Lists are walked in place (a list adds no path step), so
+    only objects cost a call; this runs for every element of every disclosed resource."""
+    system, code = node.get("system"), node.get("code")
+    if type(system) is str and type(code) is str:
+        codings.append(CodingRef(path, system, code))
+    reference = node.get("reference")
+    if type(reference) is str:
+        refs.append((path, reference))
+    for name, value in node.items():
+        kind = type(value)
+        if kind is dict:
+            _walk(value, f"{path}.{name}", codings, refs)
+        elif kind is list:
+            if name == "extension":
+                for ext in value:
+                    if type(ext) is dict:
+                        _walk(ext, f"{path}.extension({ext.get('url')})", codings, refs)
+            else:
+                _walk_list(value, f"{path}.{name}", codings, refs)
+
+
+def _walk_list(items: list[Any], path: str, codings: list[CodingRef], refs: list[tuple[str, str]]) -> None:
+    for item in items:
+        kind = type(item)
+        if kind is dict:
             _walk(item, path, codings, refs)
+        elif kind is list:
+            _walk_list(item, path, codings, refs)
 
 
 def scan(resource: Mapping[str, Any]) -> tuple[list[CodingRef], list[tuple[str, str]]]:
@@ -105,17 +115,34 @@ def scan(resource: Mapping[str, Any]) -> tuple[list[CodingRef], list[tuple[str, 
     ignored: list[CodingRef] = []
     refs: list[tuple[str, str]] = []
     for name, value in resource.items():
-        if name in _SKIP_ROOT or not isinstance(value, dict | list):
+        kind = type(value)
+        if name in _SKIP_ROOT or (kind is not dict and kind is not list):
             continue
         # References are collected everywhere (redaction needs them all); codes only in clinical data.
         found = ignored if name in not_data else codings
-        if name == "extension" and isinstance(value, list):
+        if kind is dict:
+            _walk(value, f"{rtype}.{name}", found, refs)
+        elif name == "extension":
             for ext in value:
-                if isinstance(ext, dict):
+                if type(ext) is dict:
                     _walk(ext, f"{rtype}.extension({ext.get('url')})", found, refs)
         else:
-            _walk(value, f"{rtype}.{name}", found, refs)
+            _walk_list(value, f"{rtype}.{name}", found, refs)
     return codings, refs
+
+
+def references(node: Any) -> Iterator[str]:
+    """Every literal `reference` string below `node` (no paths: for checks that only need the strings)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            ref = item.get("reference")
+            if type(ref) is str:
+                yield ref
+            stack.extend(v for v in item.values() if type(v) is dict or type(v) is list)
+        elif type(item) is list:
+            stack.extend(v for v in item if type(v) is dict or type(v) is list)
 
 
 @dataclass(frozen=True)
