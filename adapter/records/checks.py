@@ -31,6 +31,10 @@ def assessment_score(record: Assessment) -> ScoreResult:
     return result
 
 
+# The record kinds record_problems() looks at; the others have no terminology to check.
+CHECKED_KINDS = (Assessment, Diagnosis, TreatmentPlan)
+
+
 def record_problems(record: Record) -> Iterator[Problem]:
     """Problems as (field, message); the caller adds file and record id."""
     match record:

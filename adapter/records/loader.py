@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adapter.bulk import collector_paused
 from adapter.errors import AdapterError, Problem
 from adapter.records import RECORD_ADAPTER, RECORD_KINDS, Record
+from adapter.records.checks import CHECKED_KINDS
 from adapter.records.checks import record_problems as semantic_problems
 
 SUFFIXES = (".json", ".xml")
@@ -55,20 +57,58 @@ def record_problems(exc: ValidationError, *, source: str, record_id: str | None)
 _KIND_TAGS = frozenset(RECORD_KINDS)
 
 
-def validate_items(items: list[Any], *, source: str) -> LoadResult:
+def validate_items(items: list[Any], *, source: str, decimals: bool = True) -> LoadResult:
     """Validate JSON-shaped record objects (strictly: no "1" for 1, timezones required).
 
     The whole list is validated in one call first (the common case: nothing wrong); only when that fails is each
     record validated on its own, so every bad record gets its own problem and the good ones are kept.
     """
     try:
-        records = _RECORD_LIST.validate_json(orjson.dumps(items), strict=True)
+        records = _RECORD_LIST.validate_json(_dumps(items), strict=True)
     except (ValidationError, AdapterError, TypeError, orjson.JSONEncodeError):
         return _validate_one_by_one(items, source=source)
     result = LoadResult()
     for index, record in enumerate(records):
+        if decimals:  # the input may hold Decimals (JSON numbers as written): restore them on the records
+            record = exact_numbers(record, items[index])
         _accept(result, record, source=source, label=_label(items[index], index))
     return result
+
+
+def _json_number(value: Any) -> orjson.Fragment:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value))  # the number as written: 2.50 stays 2.50
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_number)
+
+
+def exact_numbers(record: Any, item: Any) -> Any:
+    """`record` with its decimals as the input wrote them.
+
+    pydantic reads a JSON number through a float, so a dose written 2.50 would become 2.5, and a FHIR decimal's
+    precision is significant. parse_json reads numbers as Decimal: where the model holds a Decimal, the written
+    one is put back (models are rebuilt, never edited). Records read without Decimals are returned as they are.
+    """
+    if not isinstance(item, dict) or not isinstance(record, BaseModel):
+        return record
+    updates: dict[str, Any] = {}
+    for name, value in record.__dict__.items():
+        written = item.get(name)
+        if isinstance(value, Decimal) and isinstance(written, Decimal):
+            if str(value) != str(written):
+                updates[name] = written
+        elif isinstance(value, BaseModel) and isinstance(written, dict):
+            fixed = exact_numbers(value, written)
+            if fixed is not value:
+                updates[name] = fixed
+        elif isinstance(value, tuple) and isinstance(written, list) and len(value) == len(written):
+            parts = tuple(exact_numbers(v, w) for v, w in zip(value, written, strict=True))
+            if any(a is not b for a, b in zip(parts, value, strict=True)):
+                updates[name] = parts
+    return record.model_copy(update=updates) if updates else record
 
 
 def _label(item: Any, index: int) -> str:
@@ -77,6 +117,9 @@ def _label(item: Any, index: int) -> str:
 
 
 def _accept(result: LoadResult, record: Record, *, source: str, label: str) -> None:
+    if not isinstance(record, CHECKED_KINDS):
+        result.records.append(SourcedRecord(record, source))
+        return
     problems = [Problem(p.message, location=source, record_id=label, field=p.field) for p in semantic_problems(record)]
     if problems:
         result.problems += problems
@@ -95,7 +138,7 @@ def _validate_one_by_one(items: list[Any], *, source: str) -> LoadResult:
             result.problems.append(Problem("missing record kind", location=source, record_id=label, field="kind"))
             continue
         try:
-            record = RECORD_ADAPTER.validate_json(orjson.dumps(item), strict=True)
+            record = exact_numbers(RECORD_ADAPTER.validate_json(_dumps(item), strict=True), item)
         except ValidationError as exc:
             result.problems += record_problems(exc, source=source, record_id=label)
         except AdapterError as exc:
@@ -116,6 +159,11 @@ def _items_of(document: Any) -> list[Any]:
     return [document]
 
 
+def _not_json(constant: str) -> Any:
+    # Python's parser accepts NaN and Infinity; JSON (and FHIR) has no such numbers.
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 class DuplicateKeyError(ValueError):
     pass
 
@@ -134,10 +182,19 @@ def parse_json(data: bytes, *, source: str) -> LoadResult:
     with collector_paused():  # adapter/bulk.py: thousands of acyclic records
         try:
             # The standard parser with a pairs hook: as fast as orjson here, and it sees duplicate keys.
-            items = _items_of(json.loads(data, object_pairs_hook=_unique_keys))
+            # parse_float: numbers with a fraction or exponent stay exactly as written (see exact_numbers).
+            decimals: list[Decimal] = []
+
+            def exact(text: str) -> Decimal:
+                decimals.append(Decimal(text))
+                return decimals[-1]
+
+            items = _items_of(
+                json.loads(data, object_pairs_hook=_unique_keys, parse_float=exact, parse_constant=_not_json)
+            )
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return LoadResult(problems=[Problem(f"not valid JSON: {exc}", location=source)])
-        return validate_items(items, source=source)
+        return validate_items(items, source=source, decimals=bool(decimals))
 
 
 def parse_xml(data: bytes, *, source: str) -> LoadResult:
