@@ -6,7 +6,10 @@ imported inside the commands, so `bh-adapter map` does not pay for them at start
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -16,13 +19,14 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from adapter.cli import app, out_console
-from adapter.errors import UsageError
-from adapter.settings import get_settings
+from adapter.errors import AdapterError, UsageError
+from adapter.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from adapter.services import Services
 
 DEFAULT_SEED = [Path("fixtures/clinic")]
+log = logging.getLogger(__name__)
 
 tokens_app = typer.Typer(help="API tokens: create (the secret is shown once), revoke, list.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
@@ -42,6 +46,14 @@ def serve_command(
         list[Path] | None,
         typer.Option("--seed", help="record files loaded when the store is empty [default: fixtures/clinic]"),
     ] = None,
+    sync_every: Annotated[
+        float | None,
+        typer.Option(
+            "--sync-every",
+            min=1.0,
+            help="also run a sync worker: push what ingest queued and pull partners' updates every N seconds",
+        ),
+    ] = None,
 ) -> None:
     """Run the API (ingest, preview, disclosures, partner FHIR API, UR packages, operations) under uvicorn."""
     import uvicorn
@@ -57,8 +69,58 @@ def serve_command(
     out_console.print(
         f"bh-fhir-adapter API on http://{escape(host)}:{port} ({len(services.client_ids())} client(s) in the store)"
     )
-    # No access log: paths name clients. Every request is in the request log (GET /ops/requests) instead.
-    uvicorn.run(create_app(services), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    worker = SyncThread(settings, dict(os.environ), sync_every) if sync_every else None
+    if worker:
+        out_console.print(
+            f"sync worker: every {sync_every:g} s with the partners in {escape(str(settings.partners_file))}"
+        )
+        worker.start()
+    try:
+        # No access log: paths name clients. Every request is in the request log (GET /ops/requests) instead.
+        uvicorn.run(create_app(services), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    finally:
+        if worker:
+            worker.stop()
+
+
+class SyncThread:
+    """The sync worker next to the API: every `interval_s`, one pass of `bh-adapter sync --from-store`: push what
+    POST /records queued, through the consent release point, and pull partners' updates. Every `full_every_s`
+    (and at start) the pass re-queues every client, so what a consent releases only later (a consent that starts
+    in the future, an emergency that ended) is re-decided without a record changing. Logs counts and error
+    classes only (no client ids: PHI discipline)."""
+
+    def __init__(
+        self, settings: Settings, env: dict[str, str], interval_s: float, full_every_s: float = 3600.0
+    ) -> None:
+        self.settings, self.env, self.interval_s, self.full_every_s = settings, env, interval_s, full_every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bh-sync", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        from adapter.sync.commands import SyncOptions, run_sync
+
+        last_full = float("-inf")
+        while not self._stop.is_set():
+            full = time.monotonic() - last_full >= self.full_every_s
+            options = SyncOptions(self.settings.partners_file, [], from_store=True, enqueue=full)
+            try:
+                result = run_sync(self.settings, options, self.env, stop=self._stop.is_set)
+                if full:
+                    last_full = time.monotonic()
+                log.info("sync pass: %d partner(s), exit code %d", len(result.partners), result.exit_code)
+            except AdapterError as exc:
+                log.warning("sync pass failed: %s", type(exc).__name__)
+            except Exception:
+                log.exception("sync pass crashed")
+            self._stop.wait(self.interval_s)
 
 
 @tokens_app.command("create")
