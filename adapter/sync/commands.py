@@ -164,7 +164,9 @@ def _one_pass(
         if progress is not None:
             progress(done, max(total, done), item, report)
 
-    worker = Worker(session.engine, pushers, charts_by_client(charts), release, on_item=on_item)
+    worker = Worker(
+        session.engine, pushers, charts_by_client(charts), release, on_item=on_item, defer_missing=options.from_store
+    )
     if pushers:
         for pid, summary in worker.run_once(list(pushers)).items():
             results[pid].push = summary

@@ -203,6 +203,12 @@ def complete(engine: Engine, item: Item, now: float, content_hash: str, report: 
     )
 
 
+def defer(engine: Engine, item: Item, now: float) -> bool:
+    """Give an item back untouched (pending, due now, this claim not counted): this run cannot do it yet, e.g.
+    the records it names arrived after the run read the store."""
+    return _finish(engine, item, now, state="pending", next_attempt_at=now, attempts=max(item.attempts - 1, 0))
+
+
 def reschedule(
     engine: Engine,
     item: Item,

@@ -60,6 +60,9 @@ class Worker:
     clock: Callable[[], float] = time.time
     on_item: Callable[[Item, PushReport | None], None] | None = None
     rng: random.Random = field(default_factory=random.Random)
+    # True when the charts are a snapshot of the record store: an item for a client the snapshot lacks was queued
+    # by an ingest after it was taken, and waits for the next run (never completed unsent).
+    defer_missing: bool = False
     _started: bool = False
 
     def run_once(
@@ -91,6 +94,9 @@ class Worker:
         pusher = self.pushers[item.partner_id]
         retry_cfg = pusher.client.partner.retry
         chart = self.charts(item.client_id)
+        if chart is None and self.defer_missing:  # queued after this run read the store: the next run sends it
+            outbox.defer(self.engine, item, self.clock())
+            return None
         if chart is None:  # the client is gone from the records: nothing left to send
             outbox.complete(self.engine, item, self.clock(), "", {"note": "client not found in the records"})
             return None

@@ -229,3 +229,34 @@ def test_part2_data_travels_with_its_notice_and_consent_copies_whatever_the_push
         "Consent",
     }
     assert not any(r["resourceType"] == "DocumentReference" and not is_notice(r) for r in held)  # no notes
+
+
+@pytest.mark.parametrize("defer_missing", [True, False])
+def test_an_item_for_a_client_the_snapshot_lacks(charts: list[MappedChart], db_url: str, defer_missing: bool) -> None:
+    """A store snapshot taken before an ingest lacks the new client: its item waits for the next run, unsent and
+    uncounted. Record files that lost a client complete its item (nothing is left to send)."""
+    fake = FakeFhir()
+    engine = open_store(db_url)
+    outbox.enqueue(engine, "psych", ["cl-new"], 0)
+    worker = Worker(
+        engine,
+        {"psych": pusher(fake, engine)},
+        charts_by_client(charts),
+        release_except(),
+        clock=lambda: 1.0,
+        defer_missing=defer_missing,
+    )
+    worker.run_once()
+    (item,) = outbox.items(engine)
+    if defer_missing:
+        assert item.state == "pending" and item.attempts == 0 and item.next_attempt_at == 1.0
+    else:
+        assert item.state == "sent"
+    assert fake.store == {}
+    # The next run, whose snapshot has the client, delivers it.
+    with_new = {**{c.client_id: c for c in charts}, "cl-new": chart(charts, "cl-06")}  # stands in for the new one
+    again = Worker(engine, {"psych": pusher(fake, engine)}, with_new.get, release_except(), clock=lambda: 2.0)
+    again.run_once()
+    if defer_missing:
+        (item,) = outbox.items(engine)
+        assert item.state == "sent" and fake.store
