@@ -52,17 +52,20 @@ def content_hash(entries: Iterable[Entry]) -> str:
 
 
 def references(node: Any) -> Iterator[str]:
-    """Every `reference` string in a resource (contained and nested included)."""
+    """Every `reference` string in a resource (contained and nested included). JSON-shaped input: exact dict,
+    list and str types (checked with `type`, the push's hot path walks every resource)."""
     stack = [node]
     while stack:
         item = stack.pop()
-        if isinstance(item, dict):
+        values = item.values() if type(item) is dict else item
+        if type(item) is dict:
             ref = item.get("reference")
-            if isinstance(ref, str):
+            if type(ref) is str:
                 yield ref
-            stack.extend(v for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend(v for v in item if isinstance(v, dict | list))
+        for value in values:
+            kind = type(value)
+            if kind is dict or kind is list:
+                stack.append(value)
 
 
 def ref_key(reference: str) -> Key | None:

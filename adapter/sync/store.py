@@ -15,6 +15,7 @@ Times are epoch seconds (float): portable between SQLite and PostgreSQL and triv
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -144,23 +145,23 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], updat
     """INSERT ... ON CONFLICT (primary key) DO UPDATE on SQLite and PostgreSQL."""
     if not rows:
         return
-    if is_postgres(conn):
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(update)), list(rows))
+
+
+@lru_cache(maxsize=64)
+def _upsert_statement(dialect: str, table: Table, update: tuple[str, ...]) -> Any:
+    """Built once per table and column set: building the statement (its `excluded` column proxies) cost more than
+    executing it, on the push's hot path."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         pg_stmt = pg_insert(table)
-        conn.execute(
-            pg_stmt.on_conflict_do_update(
-                index_elements=list(table.primary_key.columns), set_={c: pg_stmt.excluded[c] for c in update}
-            ),
-            list(rows),
+        return pg_stmt.on_conflict_do_update(
+            index_elements=list(table.primary_key.columns), set_={c: pg_stmt.excluded[c] for c in update}
         )
-        return
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     lite_stmt = sqlite_insert(table)
-    conn.execute(
-        lite_stmt.on_conflict_do_update(
-            index_elements=list(table.primary_key.columns), set_={c: lite_stmt.excluded[c] for c in update}
-        ),
-        list(rows),
+    return lite_stmt.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns), set_={c: lite_stmt.excluded[c] for c in update}
     )
