@@ -23,6 +23,9 @@ from adapter.errors import AdapterError, UsageError
 from adapter.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from adapter.pipeline import MappedChart
     from adapter.services import Services
 
 DEFAULT_SEED = [Path("fixtures/clinic")]
@@ -69,7 +72,11 @@ def serve_command(
     out_console.print(
         f"bh-fhir-adapter API on http://{escape(host)}:{port} ({len(services.client_ids())} client(s) in the store)"
     )
-    worker = SyncThread(settings, dict(os.environ), sync_every) if sync_every else None
+    worker = (
+        SyncThread(settings, dict(os.environ), sync_every, lambda: list(services.mapped_charts()))
+        if sync_every
+        else None
+    )
     if worker:
         out_console.print(
             f"sync worker: every {sync_every:g} s with the partners in {escape(str(settings.partners_file))}"
@@ -91,9 +98,15 @@ class SyncThread:
     classes only (no client ids: PHI discipline)."""
 
     def __init__(
-        self, settings: Settings, env: dict[str, str], interval_s: float, full_every_s: float = 3600.0
+        self,
+        settings: Settings,
+        env: dict[str, str],
+        interval_s: float,
+        charts: Callable[[], list[MappedChart]] | None = None,
+        full_every_s: float = 3600.0,
     ) -> None:
         self.settings, self.env, self.interval_s, self.full_every_s = settings, env, interval_s, full_every_s
+        self.charts = charts  # the API's mapped charts (cached per store version), so a quiet pass maps nothing
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bh-sync", daemon=True)
 
@@ -110,7 +123,9 @@ class SyncThread:
         last_full = float("-inf")
         while not self._stop.is_set():
             full = time.monotonic() - last_full >= self.full_every_s
-            options = SyncOptions(self.settings.partners_file, [], from_store=True, enqueue=full)
+            options = SyncOptions(
+                self.settings.partners_file, [], from_store=True, enqueue=full, store_charts=self.charts
+            )
             try:
                 result = run_sync(self.settings, options, self.env, stop=self._stop.is_set)
                 if full:

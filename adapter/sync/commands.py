@@ -49,6 +49,9 @@ class SyncOptions:
     interval_s: float = 300.0  # between passes when not --once
     max_passes: int | None = None  # None: until stop() says so (daemon)
     from_store: bool = False  # charts from the service's record store (what POST /records ingested), not files
+    # With from_store: where the mapped charts come from (the API's Services, which maps each client once per
+    # store version); None maps the store afresh every pass.
+    store_charts: Callable[[], list[MappedChart]] | None = None
 
 
 @dataclass
@@ -81,6 +84,8 @@ class SyncResult:
 
 def _charts(options: SyncOptions, settings: Settings, engine: Engine) -> tuple[list[MappedChart], list[Problem]]:
     """Every client's mapped chart, from the record files or (``from_store``) from the record store."""
+    if options.from_store and options.store_charts is not None:
+        return options.store_charts(), []
     if options.from_store:
         _version, clinic = RecordStore(engine).clinic()
         problems = list(clinic.problems)
