@@ -9,7 +9,7 @@ shared directory). In one process and one run:
     ledger -> transaction Bundles of 100 entries (orjson bytes assembled per entry) -> one shared httpx client;
 (b) naive: records -> map -> one keep-alive POST per resource (orjson bytes, no consent, no ledger).
 In brackets, (a) again with a stand-in release that lets everything through: the cost of the consent stage.
-One outbox item is one client's chart, so a Bundle holds at most one client's resources (~14 here).
+A worker pushes its claimed outbox items (one client each) together: their resources share Bundles.
 
 Both run first against a minimal loopback FHIR sink (a separate process that answers without storing, so the
 client side is what is measured), then against the Medplum and sekmet test peers (M clients, default 100;
@@ -47,11 +47,13 @@ from adapter.records.loader import parse_json  # noqa: E402
 from adapter.settings import Settings  # noqa: E402
 from adapter.sync.client import FhirClient, make_http_client  # noqa: E402
 from adapter.sync.partners import parse_partners  # noqa: E402
-from adapter.sync.push import Pusher  # noqa: E402
+from adapter.sync.push import Pusher, PushReport  # noqa: E402
 from adapter.sync.release import Released, consent_release  # noqa: E402
 from adapter.sync.store import open_store  # noqa: E402
+from adapter.sync.worker import Worker  # noqa: E402
 
 BUNDLE_SIZE = 100
+BATCH_ITEMS = Worker.batch_items  # outbox items (clients) pushed together
 NPI = "1234567893"  # the synthetic clinic's partner in this benchmark (a placeholder NPI)
 
 
@@ -173,10 +175,12 @@ def adapter_path(data: bytes, base_url: str, http: httpx.Client, workdir: Path, 
     # consent=False: a bench-only stand-in that releases everything, to show what the consent stage costs.
     release = consent_release(SqlAuditLog(settings.database_url)) if consent else release_all
     sent = 0
-    for chart in mapped(data, settings):
-        report = pusher.push(chart, release)
-        assert not report.failed and not report.rejected, report.failure
-        sent += report.sent
+    charts = mapped(data, settings)
+    for start in range(0, len(charts), BATCH_ITEMS):  # as the worker claims them (Worker.batch_items)
+        work = [(None, chart) for chart in charts[start : start + BATCH_ITEMS]]
+        for report in pusher.push_batch(work, release):
+            assert isinstance(report, PushReport) and not report.failed and not report.rejected, report
+            sent += report.sent
     engine.dispose()
     return sent
 

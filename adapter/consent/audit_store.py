@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from adapter.consent.audit import AuditRecord
 from adapter.errors import AuditError
 from adapter.fhir import dumps, loads
+from adapter.tables import create_tables
 
 _metadata = MetaData()
 audit_events = Table(
@@ -46,7 +47,7 @@ class SqlAuditLog:
     def _ready(self) -> Engine:
         if self._engine is None:
             self._engine = create_engine(self._url)
-            _metadata.create_all(self._engine, checkfirst=True)
+            create_tables(_metadata, self._engine)
         return self._engine
 
     def record(self, records: Sequence[AuditRecord]) -> None:

@@ -25,6 +25,7 @@ from adapter.records import RECORD_ADAPTER, Record
 from adapter.records.chart import Clinic, assemble
 from adapter.records.loader import LoadResult, SourcedRecord, parse_bytes
 from adapter.sync.store import upsert
+from adapter.tables import create_tables
 
 STORED = "store"  # the source name of stored records in problems and charts
 REQUEST = "request"  # the source name of the records of the batch being ingested
@@ -96,7 +97,7 @@ class RecordStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
         self._lock = threading.Lock()
         self._cache: tuple[int, dict[tuple[str, str], SourcedRecord]] | None = None
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, func, insert, select
 
+from adapter.tables import create_tables
+
 metadata = MetaData()
 
 requests_table = Table(
@@ -49,7 +51,7 @@ class RequestRecord:
 class RequestLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     def record(self, entry: RequestRecord) -> None:
         with self.engine.begin() as conn:

@@ -21,6 +21,7 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, Text, select, up
 from sqlalchemy.exc import IntegrityError
 
 from adapter.errors import NotFoundError, UsageError
+from adapter.tables import create_tables
 
 Role = Literal["clinic-admin", "ingest", "partner"]
 ROLES: tuple[Role, ...] = get_args(Role)
@@ -113,7 +114,7 @@ class TokenStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     def create(
         self,

@@ -15,11 +15,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from adapter.errors import AdapterError
 from adapter.fhir import Resource, dumps
 from adapter.pipeline import MappedChart
 from adapter.sync import ledger
@@ -118,18 +119,45 @@ class Pusher:
     def partner_id(self) -> str:
         return self.client.partner.id
 
-    # --- one item --------------------------------------------------------------------------------------------
+    # --- items -----------------------------------------------------------------------------------------------
     def push(self, chart: MappedChart, release: ReleaseFn, item_id: int | None = None) -> PushReport:
+        """One outbox item (one client's chart). Raises AdapterError when the release point refuses."""
+        (result,) = self.push_batch([(item_id, chart)], release)
+        if isinstance(result, AdapterError):
+            raise result
+        return result
+
+    def push_batch(
+        self, work: Sequence[tuple[int | None, MappedChart]], release: ReleaseFn
+    ) -> list[PushReport | AdapterError]:
+        """Several items at once: each chart goes through the release point on its own, then what they release
+        travels in shared Bundles with one ledger transaction per step, instead of one set per client. A resource
+        several charts release (a clinician, the clinic) is sent once and its outcome is every such item's.
+        Returns one report per item, in order, or the AdapterError that kept its chart from being released."""
         partner = self.client.partner
-        released = release(chart, partner, datetime.fromtimestamp(self.clock(), UTC))
-        report = PushReport(withheld=list(released.withheld))
-        wanted = with_part2_notice(
-            released.resources, [r for r in released.resources if partner.pushes(r["resourceType"])]
-        )
-        report.not_pushed = len(released.resources) - len(wanted)
-        groups = dependency_groups([entry(r) for r in wanted])
+        instant = datetime.fromtimestamp(self.clock(), UTC)
+        results: list[PushReport | AdapterError] = []
+        batch = _Batch()
+        staged: list[tuple[PushReport, list[Entry]]] = []
+        for item_id, chart in work:
+            try:
+                released = release(chart, partner, instant)
+            except AdapterError as exc:
+                results.append(exc)
+                continue
+            report = PushReport(withheld=list(released.withheld))
+            wanted = with_part2_notice(
+                released.resources, [r for r in released.resources if partner.pushes(r["resourceType"])]
+            )
+            report.not_pushed = len(released.resources) - len(wanted)
+            entries = [entry(r) for r in wanted]
+            report.content_hash = content_hash(entries)
+            for e in entries:
+                batch.want(e, report, item_id)
+            staged.append((report, entries))
+            results.append(report)
+        groups = dependency_groups(list(batch.entries.values()))
         entries = [e for group in groups for e in group]
-        report.content_hash = content_hash(entries)
         with ledger.resource_locks(self.engine, self.partner_id, [e.key for e in entries]):
             known = ledger.lookup(self.engine, self.partner_id, [e.key for e in entries])
             todo: list[Entry] = []
@@ -137,37 +165,40 @@ class Pusher:
             for e in entries:
                 d = known.get(e.key)
                 if d is not None and d.content_hash == e.content_hash and d.state == "sent":
-                    report.unchanged += 1
+                    batch.unchanged(e.key)
                 elif d is not None and d.content_hash == e.content_hash and d.state == "sending":
                     maybe_there.append(e)
                 else:
                     todo.append(e)
             if maybe_there:  # a crash or an unanswered request left these: read before sending again
-                arrived = self.confirm(maybe_there, item_id)
-                report.sent += len(arrived)  # the run that crashed sent them; this run completes it
+                arrived = self.confirm(maybe_there, batch)  # the run that crashed sent them; this run completes it
                 keep = {e.key for e in todo} | {e.key for e in maybe_there if e.key not in arrived}
                 todo = [e for e in entries if e.key in keep]
-            notices = [e for e in todo if is_notice(e.resource)]
-            if notices and not any(carries_part2(e.resource) for e in todo if e not in notices):
-                # 42 CFR 2.32: the notice accompanies a disclosure of Part 2 data. Nothing of it is sent in this
-                # run (all unchanged), so there is no disclosure to accompany: a new notice would be noise.
-                todo = [e for e in todo if e not in notices]
-                report.unchanged += len(notices)
-            for e in [e for e in todo if self.unwritable(e)]:
+            todo_keys = {e.key for e in todo}
+            for report, mine in staged:
+                sending = [e for e in mine if e.key in todo_keys]
+                notices = [e for e in sending if is_notice(e.resource)]
+                if notices and not any(carries_part2(e.resource) for e in sending if e not in notices):
+                    # 42 CFR 2.32: the notice accompanies a disclosure of Part 2 data. Nothing of it is sent in
+                    # this run (all unchanged), so there is no disclosure to accompany: a new notice is noise.
+                    todo_keys -= {e.key for e in notices}
+                    report.unchanged += len(notices)
+            for e in [e for e in todo if e.key in todo_keys and self.unwritable(e)]:
                 reason = (
                     f"partner declares no search by identifier or _tag for {e.key[0]} and no update-as-create:"
                     " it cannot be written idempotently"
                 )
-                report.rejected.append(Rejected(e.ref, None, reason, None))
-                todo.remove(e)
+                batch.rejected(e, Rejected(e.ref, None, reason, None))
+                todo_keys.discard(e.key)
             # A Task the partner already holds may carry its answer to the referral: keep it (task_status.py).
-            todo = [self.with_partner_status(e) if e.key[0] == "Task" and e.key in known else e for e in todo]
-            todo_by_key = {e.key: e for e in todo}
-            todo_groups = [
-                g for g in ([todo_by_key[e.key] for e in group if e.key in todo_by_key] for group in groups) if g
-            ]
-            self.deliver(todo_groups, report, item_id)
-        return report
+            sent_as = {
+                e.key: self.with_partner_status(e) if e.key[0] == "Task" and e.key in known else e
+                for e in todo
+                if e.key in todo_keys
+            }
+            todo_groups = [g for g in ([sent_as[e.key] for e in group if e.key in sent_as] for group in groups) if g]
+            self.deliver(todo_groups, batch)
+        return results
 
     # --- sending ---------------------------------------------------------------------------------------------
     def chunk_size(self) -> int:
@@ -176,44 +207,36 @@ class Pusher:
             return 1
         return partner.max_conditional_entries if self.id_mode == "conditional" else partner.max_entries
 
-    def deliver(self, groups: Sequence[Sequence[Entry]], report: PushReport, item_id: int | None) -> None:
+    def deliver(self, groups: Sequence[Sequence[Entry]], batch: _Batch) -> None:
         chunks = list(packed_chunks(groups, self.chunk_size()))
         for n, chunk in enumerate(chunks):
-            left = self.deliver_chunk(chunk, report, item_id)
+            left = self.deliver_chunk(chunk, batch)
             if left:
-                # The partner is unreachable or overloaded: keep the rest for the item's next run.
-                report.failed += len(left) + sum(len(c) for c in chunks[n + 1 :])
+                # The partner is unreachable or overloaded: keep the rest for the items' next run.
+                batch.failed([*left, *(e for c in chunks[n + 1 :] for e in c)])
                 return
 
-    def deliver_chunk(self, chunk: list[Entry], report: PushReport, item_id: int | None) -> list[Entry]:
+    def deliver_chunk(self, chunk: list[Entry], batch: _Batch) -> list[Entry]:
         """Send one chunk under the retry policy; returns what is still unsent after the retries."""
         state = _ChunkState(pending=list(chunk))
 
         def attempt() -> Failure | None:
             if state.reread:
-                arrived = self.confirm(state.pending, item_id)
-                report.sent += len(arrived)
+                arrived = self.confirm(state.pending, batch)
                 state.pending = [e for e in state.pending if e.key not in arrived]
                 state.reread = False
             if not state.pending:
                 return None
-            return self.send_round(state, report, item_id)
+            return self.send_round(state, batch)
 
         result = self.client.retrying()(attempt)
         if isinstance(result, Failure):
-            report.failure = result
+            batch.failure(state.pending, result)
         return state.pending
 
-    def send_round(self, state: _ChunkState, report: PushReport, item_id: int | None) -> Failure | None:
+    def send_round(self, state: _ChunkState, batch: _Batch) -> Failure | None:
         pending = state.pending
-        ledger.record(
-            self.engine,
-            self.partner_id,
-            "sending",
-            [Mark(e.key, e.content_hash) for e in pending],
-            item_id,
-            self.clock(),
-        )
+        ledger.record(self.engine, self.partner_id, "sending", [batch.mark(e) for e in pending], None, self.clock())
         outcomes = self.send(pending)
         retry_later: list[Entry] = []
         conflicts: list[Entry] = []
@@ -221,7 +244,7 @@ class Pusher:
         sent: list[Mark] = []
         for e, outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, EntryResult) and 200 <= outcome.status < 300:
-                sent.append(Mark(e.key, e.content_hash, outcome.remote_id, outcome.version_id))
+                sent.append(batch.mark(e, outcome.remote_id, outcome.version_id))
                 continue
             failure = outcome if isinstance(outcome, Failure) else _entry_failure(outcome)
             last_failure = failure
@@ -231,21 +254,18 @@ class Pusher:
                 retry_later.append(e)
                 state.reread = state.reread or failure.ambiguous
             else:
-                report.rejected.append(Rejected(e.ref, failure.status, failure.reason, failure.outcome))
-                ledger.record(
-                    self.engine, self.partner_id, "rejected", [Mark(e.key, e.content_hash)], item_id, self.clock()
-                )
-        ledger.record(self.engine, self.partner_id, "sent", sent, item_id, self.clock())
-        report.sent += len(sent)
+                batch.rejected(e, Rejected(e.ref, failure.status, failure.reason, failure.outcome))
+                ledger.record(self.engine, self.partner_id, "rejected", [batch.mark(e)], None, self.clock())
+        ledger.record(self.engine, self.partner_id, "sent", sent, None, self.clock())
+        batch.sent(m.key for m in sent)
         if conflicts:
             # 409/412: someone else changed it, or the match is ambiguous. Re-read, then send once more.
             state.conflict_retried = True
-            arrived = self.confirm(conflicts, item_id)
-            report.sent += len(arrived)
+            arrived = self.confirm(conflicts, batch)
             again = [e for e in conflicts if e.key not in arrived]
             if again:
                 state.pending = again
-                follow_up = self.send_round(state, report, item_id)
+                follow_up = self.send_round(state, batch)
                 retry_later += state.pending
                 last_failure = follow_up or last_failure
         state.pending = retry_later
@@ -302,8 +322,9 @@ class Pusher:
         return e if sent is e.resource else Entry(sent, dumps(sent), e.content_hash)
 
     # --- re-reading --------------------------------------------------------------------------------------
-    def confirm(self, entries: Sequence[Entry], item_id: int | None) -> set[Key]:
-        """The entries whose content the partner already holds (recorded as sent)."""
+    def confirm(self, entries: Sequence[Entry], batch: _Batch | None = None) -> set[Key]:
+        """The entries whose content the partner already holds (recorded as sent, and counted in `batch`)."""
+        batch = batch or _Batch.of(entries)
         arrived: list[Mark] = []
         for e in entries:
             stored = self.read_partner_copy(e)
@@ -316,8 +337,9 @@ class Pusher:
                 ok = same_content(with_match(e.resource, match), stored, ignore_refs=True)
             if ok:
                 meta = stored.get("meta") or {}
-                arrived.append(Mark(e.key, e.content_hash, stored.get("id"), meta.get("versionId")))
-        ledger.record(self.engine, self.partner_id, "sent", arrived, item_id, self.clock())
+                arrived.append(batch.mark(e, stored.get("id"), meta.get("versionId")))
+        ledger.record(self.engine, self.partner_id, "sent", arrived, None, self.clock())
+        batch.sent(m.key for m in arrived)
         return {m.key for m in arrived}
 
     def read_partner_copy(self, e: Entry) -> dict[str, Any] | None:
@@ -368,6 +390,63 @@ def with_part2_notice(released: Sequence[Resource], wanted: list[Resource]) -> l
         if (r["resourceType"], r["id"]) not in chosen and (is_notice(r) or f"{r['resourceType']}/{r['id']}" in consents)
     ]
     return wanted + extra
+
+
+@dataclass
+class _Batch:
+    """Who wants each entry of a push: the items (their reports) whose charts released it. The first is its
+    owner (its item id goes on the ledger); every one of them shares its outcome."""
+
+    entries: dict[Key, Entry] = field(default_factory=dict)  # the first Entry per key, in release order
+    reports: dict[Key, list[PushReport]] = field(default_factory=dict)
+    owner_item: dict[Key, int | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry]) -> _Batch:
+        """A batch for entries nobody reports on (a re-read outside a push)."""
+        batch = cls()
+        for e in entries:
+            batch.entries.setdefault(e.key, e)
+            batch.reports.setdefault(e.key, [])
+        return batch
+
+    def want(self, e: Entry, report: PushReport, item_id: int | None) -> None:
+        if e.key not in self.entries:
+            self.entries[e.key] = e
+            self.owner_item[e.key] = item_id
+        wanting = self.reports.setdefault(e.key, [])
+        if report not in wanting:
+            wanting.append(report)
+
+    def mark(self, e: Entry, remote_id: str | None = None, version_id: str | None = None) -> Mark:
+        return Mark(e.key, e.content_hash, remote_id, version_id, self.owner_item.get(e.key))
+
+    def unchanged(self, key: Key) -> None:
+        for report in self.reports.get(key, ()):
+            report.unchanged += 1
+
+    def sent(self, keys: Iterable[Key]) -> None:
+        """Sent now: by the owner; the other items that released it find it there (unchanged for them)."""
+        for key in keys:
+            for n, report in enumerate(self.reports.get(key, ())):
+                if n == 0:
+                    report.sent += 1
+                else:
+                    report.unchanged += 1
+
+    def failed(self, entries: Iterable[Entry]) -> None:
+        for e in entries:
+            for report in self.reports.get(e.key, ()):
+                report.failed += 1
+
+    def failure(self, entries: Iterable[Entry], failure: Failure) -> None:
+        for e in entries:
+            for report in self.reports.get(e.key, ()):
+                report.failure = failure
+
+    def rejected(self, e: Entry, rejected: Rejected) -> None:
+        for report in self.reports.get(e.key, ()):
+            report.rejected.append(rejected)
 
 
 @dataclass

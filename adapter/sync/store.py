@@ -33,6 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from adapter.tables import create_tables
+
 metadata = MetaData()
 
 outbox = Table(
@@ -133,7 +135,7 @@ def open_store(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    metadata.create_all(engine)
+    create_tables(metadata, engine)
     return engine
 
 

@@ -63,6 +63,8 @@ class Worker:
     # True when the charts are a snapshot of the record store: an item for a client the snapshot lacks was queued
     # by an ingest after it was taken, and waits for the next run (never completed unsent).
     defer_missing: bool = False
+    # Items pushed together: their resources share Bundles and ledger transactions (Pusher.push_batch).
+    batch_items: int = 8
     _started: bool = False
 
     def run_once(
@@ -76,48 +78,73 @@ class Worker:
         summaries = {p: PartnerSummary(p) for p in active}
         seen: list[int] = []
         while active and (max_items is None or len(seen) < max_items):
+            limit = self.batch_items if max_items is None else max(1, min(self.batch_items, max_items - len(seen)))
             claimed = outbox.claim(
-                self.engine, self.owner, self.clock(), lease_s=self.lease_s, partner_ids=active, exclude=seen
+                self.engine,
+                self.owner,
+                self.clock(),
+                limit=limit,
+                lease_s=self.lease_s,
+                partner_ids=active,
+                exclude=seen,
             )
             if not claimed:
                 break
+            seen += [item.id for item in claimed]
+            by_partner: dict[str, list[Item]] = {}
             for item in claimed:
-                seen.append(item.id)
-                report = self.process(item, summaries[item.partner_id])
-                if report is not None and report.failure is not None and report.failure.kind == "auth":
-                    active.remove(item.partner_id)  # every other item would be refused the same way
-                if self.on_item is not None:
-                    self.on_item(item, report)
+                by_partner.setdefault(item.partner_id, []).append(item)
+            for partner_id, items in by_partner.items():
+                for item, report in self.process(items, summaries[partner_id]):
+                    refused = report is not None and report.failure is not None and report.failure.kind == "auth"
+                    if refused and partner_id in active:
+                        active.remove(partner_id)  # every other item would be refused the same way
+                    if self.on_item is not None:
+                        self.on_item(item, report)
         return summaries
 
-    def process(self, item: Item, summary: PartnerSummary) -> PushReport | None:
-        pusher = self.pushers[item.partner_id]
+    def process(self, items: Sequence[Item], summary: PartnerSummary) -> list[tuple[Item, PushReport | None]]:
+        """Push one partner's claimed items together (pusher.push_batch) and record each item's outcome."""
+        pusher = self.pushers[items[0].partner_id]
+        done: list[tuple[Item, PushReport | None]] = []
+        work: list[tuple[Item, MappedChart]] = []
+        for item in items:
+            chart = self.charts(item.client_id)
+            if chart is None and self.defer_missing:  # queued after this run read the store: the next run sends it
+                outbox.defer(self.engine, item, self.clock())
+                done.append((item, None))
+            elif chart is None:  # the client is gone from the records: nothing left to send
+                outbox.complete(self.engine, item, self.clock(), "", {"note": "client not found in the records"})
+                done.append((item, None))
+            else:
+                work.append((item, chart))
+        results = pusher.push_batch([(item.id, chart) for item, chart in work], self.release) if work else []
+        for (item, _chart), result in zip(work, results, strict=True):
+            done.append((item, self.record(item, result, pusher, summary)))
+        return done
+
+    def record(
+        self, item: Item, result: PushReport | AdapterError, pusher: Pusher, summary: PartnerSummary
+    ) -> PushReport | None:
+        """One item's outcome in the outbox: complete, rescheduled (failed, later dead) or buried (dead)."""
         retry_cfg = pusher.client.partner.retry
-        chart = self.charts(item.client_id)
-        if chart is None and self.defer_missing:  # queued after this run read the store: the next run sends it
-            outbox.defer(self.engine, item, self.clock())
-            return None
-        if chart is None:  # the client is gone from the records: nothing left to send
-            outbox.complete(self.engine, item, self.clock(), "", {"note": "client not found in the records"})
-            return None
-        try:
-            report = pusher.push(chart, self.release, item.id)
-        except AdapterError as exc:  # the release point or the mapping refused: retry later, loudly
+        if isinstance(result, AdapterError):  # the release point or the mapping refused: retry later, loudly
             # PHI discipline: at WARNING only the item, the partner and the error class; the rest at DEBUG.
-            log.warning("outbox item %s for partner %s: %s", item.id, item.partner_id, type(exc).__name__)
-            log.debug("outbox item %s (client %s): %s", item.id, item.client_id, exc)
-            summary.errors.append(f"item {item.id} client {item.client_id}: {exc}")
+            log.warning("outbox item %s for partner %s: %s", item.id, item.partner_id, type(result).__name__)
+            log.debug("outbox item %s (client %s): %s", item.id, item.client_id, result)
+            summary.errors.append(f"item {item.id} client {item.client_id}: {result}")
             outbox.reschedule(
                 self.engine,
                 item,
                 self.clock(),
                 next_attempt_at=self.clock() + item_backoff_s(retry_cfg, item.attempts, self.rng),
                 max_attempts=retry_cfg.item_attempts,
-                error=str(exc),
+                error=str(result),
                 status=None,
                 outcome=None,
             )
             return None
+        report = result
         summary.add(item.client_id, report)
         now = self.clock()
         if report.rejected:

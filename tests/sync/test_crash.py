@@ -63,7 +63,7 @@ def test_sigkill_mid_send_then_restart(fresh_sekmet: Peer, tmp_path: Path, chart
         assert alive and proxy.forwarded >= 4, out
         engine = open_store(db)
         counts = outbox.counts(engine)
-        assert counts["in-flight"] == 1 and counts["pending"] > 0, counts
+        assert counts["in-flight"] >= 1 and counts["pending"] > 0, counts  # killed with a batch in flight
         proxy.writes.clear()
         second = worker(db, partners_file, records)
         try:

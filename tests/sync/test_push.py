@@ -12,7 +12,7 @@ from adapter.pipeline import MappedChart
 from adapter.sync import outbox
 from adapter.sync.client import FhirClient
 from adapter.sync.plan import IdMode
-from adapter.sync.push import Pusher, WriteMode
+from adapter.sync.push import Pusher, PushReport, WriteMode
 from adapter.sync.store import open_store
 from adapter.sync.worker import Worker, charts_by_client
 from tests.sync.conftest import no_wait, partner, release_except
@@ -260,3 +260,51 @@ def test_an_item_for_a_client_the_snapshot_lacks(charts: list[MappedChart], db_u
     if defer_missing:
         (item,) = outbox.items(engine)
         assert item.state == "sent" and fake.store
+
+
+def test_a_batch_of_items_shares_bundles_and_sends_a_shared_resource_once(
+    charts: list[MappedChart], db_url: str
+) -> None:
+    fake = FakeFhir()
+    push = pusher(fake, open_store(db_url), max_entries=100)
+    work = [chart(charts, c) for c in ("cl-04", "cl-06", "cl-08")]
+    reports = push.push_batch([(n, c) for n, c in enumerate(work, start=1)], release_except())
+    unique = {(r["resourceType"], r["id"]) for c in work for r in c.resources}
+    assert set(fake.store) == unique and fake.version_count() == len(unique)  # each resource once
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert len(posts) == -(-len(unique) // 100)  # shared Bundles, not one set per client
+    for c, report in zip(work, reports, strict=True):
+        assert isinstance(report, PushReport) and not report.failed and not report.rejected
+        assert report.sent + report.unchanged == len(c.resources)  # every item accounts for all it released
+    assert sum(r.sent for r in reports if isinstance(r, PushReport)) == len(unique)
+    # The same three charts again: nothing to send, all unchanged.
+    again = push.push_batch([(n, c) for n, c in enumerate(work, start=1)], release_except())
+    assert all(isinstance(r, PushReport) and r.sent == 0 for r in again) and len(fake.writes()) == len(posts)
+
+
+def test_a_failed_bundle_fails_every_item_that_released_its_resources(charts: list[MappedChart], db_url: str) -> None:
+    fake = FakeFhir()
+    fake.faults.append(Fault(lambda r: r.method == "POST", lambda r: httpx.Response(500), times=1000))  # down
+    push = pusher(fake, open_store(db_url), max_entries=100)
+    work = [chart(charts, "cl-04"), chart(charts, "cl-06")]
+    reports = push.push_batch([(1, work[0]), (2, work[1])], release_except())
+    for c, report in zip(work, reports, strict=True):
+        assert isinstance(report, PushReport) and report.failed == len(c.resources) and report.sent == 0
+        assert report.failure is not None and report.failure.status == 500
+
+
+def test_a_release_refusal_fails_its_item_only(charts: list[MappedChart], db_url: str) -> None:
+    from adapter.errors import AuditError
+
+    def release(mc: MappedChart, partner: Any, instant: Any) -> Any:
+        if mc.client_id == "cl-04":
+            raise AuditError("the audit could not be written")
+        return release_except()(mc, partner, instant)
+
+    fake = FakeFhir()
+    push = pusher(fake, open_store(db_url))
+    refused, report = push.push_batch([(1, chart(charts, "cl-04")), (2, chart(charts, "cl-06"))], release)
+    assert isinstance(refused, AuditError)
+    assert isinstance(report, PushReport) and report.sent == len(chart(charts, "cl-06").resources)
+    refused_patient = next(r["id"] for r in chart(charts, "cl-04").resources if r["resourceType"] == "Patient")
+    assert ("Patient", refused_patient) not in fake.store  # nothing of the refused chart was sent
