@@ -48,7 +48,7 @@ from adapter.sync.plan import (
     same_content,
     with_match,
 )
-from adapter.sync.release import ReleaseFn, Withheld
+from adapter.sync.release import Released, ReleaseFn, Withheld, release_batch
 from adapter.sync.retry import CONFLICT_STATUSES, RETRYABLE_STATUSES, Failure, outcome_text
 from adapter.sync.task_status import keep_partner_status
 
@@ -139,11 +139,19 @@ class Pusher:
         results: list[PushReport | AdapterError] = []
         batch = _Batch()
         staged: list[tuple[PushReport, list[Entry]]] = []
-        for item_id, chart in work:
-            try:
-                released = release(chart, partner, instant)
-            except AdapterError as exc:
-                results.append(exc)
+        releases: list[tuple[int | None, Released | AdapterError]] = []
+        try:
+            with release_batch(release):  # the audit of every release is durable before anything is sent
+                for item_id, chart in work:
+                    try:
+                        releases.append((item_id, release(chart, partner, instant)))
+                    except AdapterError as exc:
+                        releases.append((item_id, exc))
+        except AdapterError as exc:  # the batch's audit could not be written: none of it may go
+            return [exc for _ in work]
+        for item_id, released in releases:
+            if isinstance(released, AdapterError):
+                results.append(released)
                 continue
             report = PushReport(withheld=list(released.withheld))
             wanted = with_part2_notice(

@@ -7,11 +7,13 @@ own. There is no "send everything" release in the library.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from adapter.consent import AuditLog, DisclosureRequest, Identifier, Reason, enforce
+from adapter.consent import AuditLog, AuditRecord, DisclosureRequest, Identifier, Reason, enforce
 from adapter.consent.vocab import rule
 from adapter.fhir import Resource
 from adapter.pipeline import MappedChart
@@ -56,15 +58,61 @@ def disclosure_request(partner: Partner, instant: datetime) -> DisclosureRequest
     )
 
 
-def consent_release(audit: AuditLog) -> ReleaseFn:
+class ConsentRelease:
     """The real release: ``adapter.consent.enforce`` on the client's Bundle with the client's Consents. Every
-    decision is written to `audit` by enforce itself; if that fails, enforce raises and nothing is sent."""
+    decision is written to the audit log by enforce itself; if that fails, enforce raises and nothing is sent.
 
-    def release(chart: MappedChart, partner: Partner, instant: datetime) -> Released:
+    ``with release.batch():`` buffers the audit records of the releases made inside it and writes them in one
+    transaction when the block ends, before the caller sends any of it (Pusher.push_batch): one durable write
+    per batch of clients instead of one per client. If that write fails, the block raises and nothing of the
+    batch may be sent.
+    """
+
+    def __init__(self, audit: AuditLog) -> None:
+        self.audit = audit
+        self._local = threading.local()  # a batch belongs to the thread that opened it (the API shares this)
+
+    def __call__(self, chart: MappedChart, partner: Partner, instant: datetime) -> Released:
         consents = [r for r in chart.resources if r.get("resourceType") == "Consent"]
+        audit: AuditLog = getattr(self._local, "buffer", None) or self.audit
         disclosure = enforce(chart.bundle, disclosure_request(partner, instant), consents, audit=audit)
         resources = [e["resource"] for e in disclosure.bundle.get("entry", []) if "resource" in e]
         withheld = [Withheld(w.resource, _reason_text(w.reasons)) for w in disclosure.withheld]
         return Released(resources, withheld)
 
-    return release
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        if getattr(self._local, "buffer", None) is not None:  # nested: the outer batch writes
+            yield
+            return
+        buffer = _AuditBuffer()
+        self._local.buffer = buffer
+        try:
+            yield
+        finally:
+            self._local.buffer = None
+        if buffer.records:
+            self.audit.record(buffer.records)  # raises AuditError: the caller sends nothing
+
+
+class _AuditBuffer:
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+
+    def record(self, records: Sequence[AuditRecord]) -> None:
+        self.records.extend(records)
+
+
+def consent_release(audit: AuditLog) -> ConsentRelease:
+    return ConsentRelease(audit)
+
+
+@contextmanager
+def release_batch(release: ReleaseFn) -> Iterator[None]:
+    """`release.batch()` when the release buffers its audit (ConsentRelease); a plain block otherwise."""
+    batch = getattr(release, "batch", None)
+    if batch is None:
+        yield
+        return
+    with batch():
+        yield

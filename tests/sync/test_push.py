@@ -308,3 +308,49 @@ def test_a_release_refusal_fails_its_item_only(charts: list[MappedChart], db_url
     assert isinstance(report, PushReport) and report.sent == len(chart(charts, "cl-06").resources)
     refused_patient = next(r["id"] for r in chart(charts, "cl-04").resources if r["resourceType"] == "Patient")
     assert ("Patient", refused_patient) not in fake.store  # nothing of the refused chart was sent
+
+
+class _CountingAudit:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[int] = []
+        self.fail = fail
+
+    def record(self, records: Any) -> None:
+        from adapter.errors import AuditError
+
+        if self.fail:
+            raise AuditError("the disclosure audit could not be written: nothing was released")
+        self.calls.append(len(records))
+
+
+def test_a_batch_audits_its_releases_in_one_write_before_sending(charts: list[MappedChart], db_url: str) -> None:
+    from adapter.sync.release import consent_release
+
+    fake = FakeFhir()
+    audit = _CountingAudit()
+    push = pusher(fake, open_store(db_url))
+    work = [(n, chart(charts, c)) for n, c in enumerate(("cl-04", "cl-06", "cl-08"), start=1)]
+    reports = push.push_batch(work, consent_release(audit))
+    assert all(isinstance(r, PushReport) and r.sent + r.unchanged > 0 for r in reports)
+    assert len(audit.calls) == 1 and audit.calls[0] > len(work)  # every decision of the three, one write
+    single = _CountingAudit()
+    consent_release(single)(chart(charts, "cl-04"), push.client.partner, push_instant())
+    assert len(single.calls) == 1  # outside a batch, enforce writes its own
+
+
+def test_no_audit_no_send_for_the_whole_batch(charts: list[MappedChart], db_url: str) -> None:
+    from adapter.errors import AuditError
+    from adapter.sync.release import consent_release
+
+    fake = FakeFhir()
+    push = pusher(fake, open_store(db_url))
+    work = [(1, chart(charts, "cl-04")), (2, chart(charts, "cl-06"))]
+    results = push.push_batch(work, consent_release(_CountingAudit(fail=True)))
+    assert all(isinstance(r, AuditError) for r in results)
+    assert fake.writes() == [] and fake.store == {}  # fail closed: nothing released, nothing sent
+
+
+def push_instant() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(2026, 3, 1, 17, 0, tzinfo=UTC)
