@@ -150,7 +150,9 @@ def mapped(data: bytes, settings: Settings) -> list[MappedChart]:
     return [map_chart(chart, ctx) for chart in clinic.charts]
 
 
-def adapter_path(data: bytes, base_url: str, http: httpx.Client, workdir: Path, consent: bool = True) -> int:
+def adapter_path(
+    data: bytes, base_url: str, http: httpx.Client, workdir: Path, consent: bool = True, max_entries: int = BUNDLE_SIZE
+) -> int:
     settings = Settings(database_url=f"sqlite:///{workdir / 'sync.db'}")
     partner = parse_partners(
         {
@@ -162,7 +164,7 @@ def adapter_path(data: bytes, base_url: str, http: httpx.Client, workdir: Path, 
                     "base_url": base_url,
                     "recipient": {"organization_npi": NPI},
                     "attested": {"treating_relationship": True},
-                    "max_entries": BUNDLE_SIZE,
+                    "max_entries": max_entries,
                     "rate_limit": {"requests_per_second": 1e9, "burst": 1000},
                 }
             ]
@@ -214,14 +216,18 @@ def timed(fn: Callable[[], int]) -> tuple[float, int]:
     return count / (time.perf_counter() - start), count
 
 
-def compare(label: str, data: bytes, base_url: str, reset: Callable[[], None] = lambda: None) -> None:
+def compare(
+    label: str, data: bytes, base_url: str, reset: Callable[[], None] = lambda: None, max_entries: int = BUNDLE_SIZE
+) -> None:
     http = make_http_client()
     try:
         with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp2:
             reset()
-            a_rate, a_count = timed(lambda: adapter_path(data, base_url, http, Path(tmp)))
+            a_rate, a_count = timed(lambda: adapter_path(data, base_url, http, Path(tmp), max_entries=max_entries))
             reset()
-            c_rate, _ = timed(lambda: adapter_path(data, base_url, http, Path(tmp2), consent=False))
+            c_rate, _ = timed(
+                lambda: adapter_path(data, base_url, http, Path(tmp2), consent=False, max_entries=max_entries)
+            )
             reset()
             b_rate, b_count = timed(lambda: naive_path(data, base_url, http, Path(tmp)))
     finally:
@@ -243,7 +249,9 @@ def peers(data: bytes, names: Sequence[str]) -> None:
             sys.stdout.write(f"{name}: not started ({str(exc).splitlines()[0]})\n")
             continue
         try:
-            compare(name, data, running.peer.base_url, running.peer.reset)
+            # Medplum takes at most 50 updates per transaction (partners/local-peers.yaml, docs/testing.md).
+            limit = 50 if name == "medplum" else BUNDLE_SIZE
+            compare(name, data, running.peer.base_url, running.peer.reset, max_entries=limit)
         finally:
             running.stop()
 
