@@ -15,7 +15,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 import orjson
@@ -58,9 +58,10 @@ def deterministic_id(resource_type: str, *key: str, namespace: uuid.UUID = ID_NA
 _VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}
 
 
-@lru_cache(maxsize=1 << 16)
 def uuid5_text(namespace: bytes, name: str) -> str:
-    """``str(uuid.uuid5(UUID(bytes=namespace), name))``, memoized: references repeat ids many times."""
+    """``str(uuid.uuid5(UUID(bytes=namespace), name))``, without building UUID objects. Not memoized: nearly every
+    id is computed once per mapping (the repeated ones, directory references, are memoized by MappingContext),
+    and a bounded cache that keeps missing costs more than the hash."""
     h = hashlib.sha1(namespace + name.encode("utf-8"), usedforsecurity=False).hexdigest()
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
