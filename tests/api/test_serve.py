@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,50 +11,18 @@ import pytest
 
 from adapter.services import Services
 from adapter.settings import Settings
-from tests.conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.api.served import served
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(base URL, admin token) of a running `bh-adapter serve` with the default seed."""
     database = f"sqlite:///{tmp_path / 'served.db'}"
-    env = {**os.environ, "BH_DATABASE_URL": database}
     services = Services.open(Settings(database_url=database), {})
     _token, secret = services.tokens.create("clinic-admin", services.clock())
     services.close()
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "adapter", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)  # waiting for a real process to bind its port: polling is the only way
+    with served({**os.environ, "BH_DATABASE_URL": database}) as (base, _process):
         yield base, secret
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def test_the_served_api_answers_over_http(server: tuple[str, str]) -> None:

@@ -4,8 +4,6 @@ running `bh-adapter sync` (a real uvicorn process, a real Medplum peer)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +12,7 @@ import httpx
 from adapter.fhir import deterministic_id
 from adapter.services import Services
 from adapter.settings import Settings
-from tests.api.test_serve import _free_port
-from tests.conftest import ROOT
+from tests.api.served import alive, served
 from tests.servers.peers import Peer
 from tests.sync.peerutil import PSYCH_NPI, history, partner_entry, write_partners
 
@@ -56,32 +53,8 @@ def test_ingested_records_reach_the_partner(fresh_medplum: Peer, tmp_path: Path)
     _token, secret = services.tokens.create("ingest", services.clock())
     services.close()
     env = {**os.environ, "BH_DATABASE_URL": database, "BH_PARTNERS_FILE": str(partners)}
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "adapter",
-        "serve",
-        "--port",
-        str(port),
-        "--sync-every",
-        "1",
-        "--seed",
-        "fixtures/clinic",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
     patient = ("Patient", deterministic_id("Patient", "cl-90"))
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # waiting for a real process to bind its port: polling is the only way
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+    with served(env, "--sync-every", "1", "--seed", "fixtures/clinic", stop_timeout_s=90) as (base, process):
         assert patient not in history(fresh_medplum)
         ingested = httpx.post(
             f"{base}/records", json=NEW_CLIENT, headers={"Authorization": f"Bearer {secret}"}, timeout=30
@@ -89,14 +62,9 @@ def test_ingested_records_reach_the_partner(fresh_medplum: Peer, tmp_path: Path)
         assert ingested.status_code == 200, ingested.text
         deadline = time.monotonic() + 120
         while patient not in history(fresh_medplum):  # the worker's next pass (every second) sends it
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            alive(process)
             assert time.monotonic() < deadline, "the sync worker did not deliver the ingested client"
             time.sleep(0.5)
         held = history(fresh_medplum)
         phq9_total = ("Observation", deterministic_id("Observation", "asm-90-phq9", "total"))
         assert held[patient] == 1 and held[phq9_total] == 1  # once, consent-checked like any sync
-    finally:
-        process.terminate()
-        process.wait(timeout=90)
-        if process.stderr is not None:
-            process.stderr.close()
