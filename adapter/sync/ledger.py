@@ -58,10 +58,10 @@ class Mark:
     content_hash: str
     remote_id: str | None = None
     version_id: str | None = None
-    item_id: int | None = None  # the outbox item that sent it (record()'s item_id when None)
+    item_id: int | None = None  # the outbox item that sent it
 
 
-def record(engine: Engine, partner_id: str, state: str, marks: Iterable[Mark], item_id: int | None, now: float) -> None:
+def record(engine: Engine, partner_id: str, state: str, marks: Iterable[Mark], now: float) -> None:
     """Set the state of many resources in one transaction (remote ids are kept when a mark has none)."""
     rows = [
         {
@@ -72,7 +72,7 @@ def record(engine: Engine, partner_id: str, state: str, marks: Iterable[Mark], i
             "content_hash": m.content_hash,
             "remote_id": m.remote_id,
             "version_id": m.version_id,
-            "item_id": m.item_id if m.item_id is not None else item_id,
+            "item_id": m.item_id,
             "updated_at": now,
         }
         for m in marks

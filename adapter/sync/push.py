@@ -244,7 +244,7 @@ class Pusher:
 
     def send_round(self, state: _ChunkState, batch: _Batch) -> Failure | None:
         pending = state.pending
-        ledger.record(self.engine, self.partner_id, "sending", [batch.mark(e) for e in pending], None, self.clock())
+        ledger.record(self.engine, self.partner_id, "sending", [batch.mark(e) for e in pending], self.clock())
         outcomes = self.send(pending)
         retry_later: list[Entry] = []
         conflicts: list[Entry] = []
@@ -263,8 +263,8 @@ class Pusher:
                 state.reread = state.reread or failure.ambiguous
             else:
                 batch.rejected(e, Rejected(e.ref, failure.status, failure.reason, failure.outcome))
-                ledger.record(self.engine, self.partner_id, "rejected", [batch.mark(e)], None, self.clock())
-        ledger.record(self.engine, self.partner_id, "sent", sent, None, self.clock())
+                ledger.record(self.engine, self.partner_id, "rejected", [batch.mark(e)], self.clock())
+        ledger.record(self.engine, self.partner_id, "sent", sent, self.clock())
         batch.sent(m.key for m in sent)
         if conflicts:
             # 409/412: someone else changed it, or the match is ambiguous. Re-read, then send once more.
@@ -346,7 +346,7 @@ class Pusher:
             if ok:
                 meta = stored.get("meta") or {}
                 arrived.append(batch.mark(e, stored.get("id"), meta.get("versionId")))
-        ledger.record(self.engine, self.partner_id, "sent", arrived, None, self.clock())
+        ledger.record(self.engine, self.partner_id, "sent", arrived, self.clock())
         batch.sent(m.key for m in arrived)
         return {m.key for m in arrived}
 
