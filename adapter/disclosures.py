@@ -137,6 +137,6 @@ def disclose(services: Services, ask: DisclosureAsk, *, by: str) -> tuple[Resour
         ]
         raise InputError("the disclosure request is not valid", problems) from exc
     consents = [r for r in mapped.resources if r["resourceType"] == "Consent"]
-    disclosure = enforce(mapped.bundle, request, consents, audit=services.audit)
+    disclosure = enforce(mapped.bundle, request, consents, audit=services.audit, validated_input=True)
     resources = {f"{r['resourceType']}/{r['id']}": r for r in mapped.resources}
     return disclosure.bundle, report(disclosure, resources)

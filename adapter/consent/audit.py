@@ -56,62 +56,39 @@ def _rules(reasons: Sequence[Reason]) -> str:
     return " ".join(dict.fromkeys(r.rule for r in reasons))
 
 
-def audit_event(
-    *,
-    disclosure_id: str,
-    decision: Decision,
-    item: ResourceDecision,
-    released: bool,
-    extra: Sequence[Reason],
-    patient: str | None,
-    security: Sequence[dict[str, Any]],
-) -> AuditRecord:
+@dataclass(frozen=True)
+class Audited:
+    """One resource decision to record: released or not, the extra reasons, the labels it carried."""
+
+    item: ResourceDecision
+    released: bool
+    extra: Sequence[Reason]
+    security: Sequence[dict[str, Any]]
+
+
+def audit_events(
+    *, disclosure_id: str, decision: Decision, audited: Sequence[Audited], patient: str | None
+) -> list[AuditRecord]:
+    """One AuditEvent per resource decision of a disclosure. The parts every event of the disclosure has in
+    common (who, to whom, why, when) are built once and shared: values are never edited in place."""
     request = decision.request
-    reasons = (*item.reasons, *extra)
-    rules = _rules(reasons)
     recipient = request.recipient_organizations[0] if request.recipient_organizations else None
     recipient = recipient or request.recipient_practitioners[0]
-    details = [
-        _detail("decision", item.status),
-        _detail("outcome", "released" if released else "withheld"),
-        _detail("rules", rules),
-    ]
-    details += [_detail("consent", str(ref)) for ref in item.relied_on]
-    details += [_detail("obligation", o) for o in item.obligations]
-    if request.emergency is not None:
-        details += [
+    recorded = fhir_instant(request.instant)
+    emergency = (
+        [
             _detail("emergency", request.emergency.description),
             _detail("emergency-declared-by", request.emergency.declared_by),
         ]
-    entity: dict[str, Any] = {
-        "what": {"reference": item.resource},
-        "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-        "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"},
-    }
-    if security:
-        entity["securityLabel"] = [{k: v for k, v in c.items() if k != "extension"} for c in security]
-    entity["detail"] = details
-    entities = []
-    if patient:
-        entities.append(
-            {
-                "what": {"reference": patient},
-                "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
-                "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
-            }
-        )
-    entities.append(entity)
-    event_id = uuid5_text(_NAMESPACE, f"{disclosure_id}|{item.resource}")
-    recorded = fhir_instant(request.instant)
-    outcome_text = ("released: " if released else "withheld: ") + rules
-    event = {
-        "resourceType": "AuditEvent",
-        "id": event_id,
+        if request.emergency is not None
+        else []
+    )
+    common = {
         "type": {"system": DCM, "code": "110106", "display": "Export"},
         "action": "R",
         "recorded": recorded,
-        "outcome": "0" if released else "4",
-        "outcomeDesc": outcome_text,
+    }
+    rest = {
         "purposeOfEvent": [{"coding": [{"system": V3_ACT_REASON, "code": request.purpose}]}],
         "agent": [
             {
@@ -132,17 +109,66 @@ def audit_event(
             "observer": {"display": "bh-fhir-adapter consent engine"},
             "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
         },
-        "entity": entities,
     }
-    return AuditRecord(
-        disclosure_id=disclosure_id,
-        event_id=event_id,
-        recorded=recorded,
-        patient=patient or "",
-        resource=item.resource,
-        outcome="released" if released else "withheld",
-        purpose=request.purpose,
-        recipient=str(recipient),
-        rules=rules,
-        event=event,
+    patient_entity = (
+        {
+            "what": {"reference": patient},
+            "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+            "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
+        }
+        if patient
+        else None
     )
+    records = []
+    for one in audited:
+        item, released = one.item, one.released
+        rules = _rules((*item.reasons, *one.extra))
+        details = [
+            _DECISION[item.status],
+            _RELEASED if released else _WITHHELD,
+            _detail("rules", rules),
+            *(_detail("consent", str(ref)) for ref in item.relied_on),
+            *(_detail("obligation", o) for o in item.obligations),
+            *emergency,
+        ]
+        entity: dict[str, Any] = {"what": {"reference": item.resource}, "type": _OBJECT_TYPE, "role": _OBJECT_ROLE}
+        if one.security:
+            entity["securityLabel"] = [_without_extension(c) for c in one.security]
+        entity["detail"] = details
+        event_id = uuid5_text(_NAMESPACE, f"{disclosure_id}|{item.resource}")
+        event = {
+            "resourceType": "AuditEvent",
+            "id": event_id,
+            **common,
+            "outcome": "0" if released else "4",
+            "outcomeDesc": ("released: " if released else "withheld: ") + rules,
+            **rest,
+            "entity": [patient_entity, entity] if patient_entity else [entity],
+        }
+        records.append(
+            AuditRecord(
+                disclosure_id=disclosure_id,
+                event_id=event_id,
+                recorded=recorded,
+                patient=patient or "",
+                resource=item.resource,
+                outcome="released" if released else "withheld",
+                purpose=request.purpose,
+                recipient=str(recipient),
+                rules=rules,
+                event=event,
+            )
+        )
+    return records
+
+
+_DECISION = {status: _detail("decision", status) for status in ("permit", "deny")}
+_RELEASED = _detail("outcome", "released")
+_WITHHELD = _detail("outcome", "withheld")
+_OBJECT_TYPE = {"system": ENTITY_TYPE, "code": "2", "display": "System Object"}
+_OBJECT_ROLE = {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"}
+
+
+def _without_extension(coding: dict[str, Any]) -> dict[str, Any]:
+    """AuditEvent.entity.securityLabel: the label without its basis extension."""
+    return {k: v for k, v in coding.items() if k != "extension"} if "extension" in coding else coding

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -37,6 +37,16 @@ audit_events = Table(
 )
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers of the trail never block the release point's writes
+    cursor.execute("PRAGMA busy_timeout=30000")  # the API and sync workers share the file
+    # The trail is the legal record of a disclosure and is written before anything is sent: each commit is
+    # synced to disk (FULL), not only at checkpoints as the sync's own tables are.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
 class SqlAuditLog:
     """AuditLog on a SQLAlchemy URL. The engine is created lazily; the table on first write."""
 
@@ -47,6 +57,8 @@ class SqlAuditLog:
     def _ready(self) -> Engine:
         if self._engine is None:
             self._engine = create_engine(self._url)
+            if self._engine.dialect.name == "sqlite":
+                event.listen(self._engine, "connect", _sqlite_pragmas)
             create_tables(_metadata, self._engine)
         return self._engine
 

@@ -14,11 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapter import fhir
-from adapter.consent.audit import AuditLog, AuditRecord, audit_event
+from adapter.consent.audit import Audited, AuditLog, AuditRecord, audit_events
 from adapter.consent.consents import parse_consent
 from adapter.consent.decide import ATTACH_NOTICE, NORDSCLCD, decide
-from adapter.consent.graph import key_of, reference_key, references, scan
-from adapter.consent.labeler import Basis, LabeledBundle, label, security_coding, with_security
+from adapter.consent.graph import Graph, key_of, reference_key, references, scan
+from adapter.consent.labeler import (
+    Basis,
+    LabeledBundle,
+    is_generated_coding,
+    label,
+    security_coding,
+    with_security,
+)
 from adapter.consent.model import Decision, DisclosureRequest, Reason
 from adapter.consent.notice import notice_document
 from adapter.consent.redact import Redaction, redact
@@ -95,20 +102,81 @@ def _high_water_mark(resources: Iterable[Resource]) -> str | None:
     return vocab.highest_confidentiality(codes)
 
 
-def _check_references(entries: list[dict[str, Any]]) -> None:
-    """No dangling reference: every literal reference resolves to an entry of the disclosed Bundle."""
+def _check_references(entries: list[dict[str, Any]], graph: Graph) -> None:
+    """No dangling reference: every literal reference resolves to an entry of the disclosed Bundle.
+
+    A resource the release point changed only in `meta` has the references the graph resolved in its input
+    (the same reference_key, so the same verdict); its meta and text, which the graph does not walk, and any
+    other resource are walked."""
     by_full_url = {str(e["fullUrl"]): key_of(e["resource"]) for e in entries if e.get("fullUrl")}
     keys = {key_of(e["resource"]) for e in entries}
     problems = []
     for entry in entries:
         resource = entry["resource"]
-        if all(text.startswith("#") or reference_key(text, by_full_url) in keys for text in references(resource)):
+        node = graph.get(key_of(resource))
+        if node is not None and only_meta_changed(resource, node.resource):
+            resolved = all(r.target in keys or r.reference.startswith("#") for r in node.references)
+            texts = [t for name in ("meta", "text") if name in resource for t in references(resource[name])]
+        else:
+            resolved, texts = True, list(references(resource))
+        if resolved and all(t.startswith("#") or reference_key(t, by_full_url) in keys for t in texts):
             continue
-        for path, text in scan(resource)[1]:  # the rare failure: walk again for the paths
-            if not text.startswith("#") and reference_key(text, by_full_url) not in keys:
-                problems.append(Problem("reference to a resource that is not disclosed", location=path))
+        located = [  # the rare failure: walk again for the paths
+            Problem("reference to a resource that is not disclosed", location=path)
+            for path, text in scan(resource)[1]
+            if not text.startswith("#") and reference_key(text, by_full_url) not in keys
+        ]
+        # scan() does not walk meta and text: a dangling reference there is reported without its path.
+        problems += located or [Problem("reference to a resource that is not disclosed", location=key_of(resource))]
     if problems:
         raise FhirValidationError("the disclosed Bundle has dangling references (a defect: nothing released)", problems)
+
+
+def _validate(out: dict[str, Any], entries: list[dict[str, Any]], graph: Graph, validated_input: bool) -> None:
+    """The disclosed Bundle is valid R4. With `validated_input` (the caller vouches for its input, as a
+    MappedChart's was validated at mapping), only what the release point built or changed is checked again:
+    a resource it changed only in `meta` needs its new meta checked; a pruned resource, or the notice, whole."""
+    if not validated_input:
+        validator.validate(out)
+        return
+    for entry in entries:
+        resource = entry["resource"]
+        node = graph.get(key_of(resource))
+        vouched = (
+            node is not None
+            and only_meta_changed(resource, node.resource)
+            and _meta_known_valid(resource.get("meta"), node.resource.get("meta"))
+        )
+        if not vouched:
+            validator.validate(resource)
+    shell = {**out, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in entries]} if entries else out
+    validator.validate(shell)
+
+
+def _meta_known_valid(meta: Any, original: Any) -> bool:
+    """A labeled meta is valid when its input was: it differs only by the engine's own security codings."""
+    if meta is original:
+        return True
+    if not isinstance(meta, dict) or not isinstance(original, dict | None):
+        return False
+    original = original or {}
+    if any(name != "security" and original.get(name, _ABSENT) is not value for name, value in meta.items()):
+        return False
+    present = original.get("security") or ()
+    return all(is_generated_coding(c) or any(c is p for p in present) for c in meta.get("security") or ())
+
+
+def only_meta_changed(resource: Mapping[str, Any], original: Mapping[str, Any]) -> bool:
+    """`resource` is `original`, or a shallow rebuild of it that differs at most in `meta` (labels added)."""
+    if resource is original:
+        return True
+    for name, value in resource.items():
+        if name != "meta" and original.get(name, _ABSENT) is not value:
+            return False
+    return all(name in resource for name in original if name != "meta")
+
+
+_ABSENT = object()
 
 
 def _withheld(labeled: LabeledBundle, decision: Decision, red: Redaction) -> tuple[Withheld, ...]:
@@ -133,11 +201,13 @@ def enforce(
     *,
     audit: AuditLog,
     external_sources: Iterable[ProgramFacts] = (),
+    validated_input: bool = False,
 ) -> Disclosure:
     """Release what `request` may see of a client's Bundle, given the client's Consent resources.
 
     Raises FhirValidationError (a defect) or AuditError (the trail could not be written): then nothing is
-    released. Inputs are never modified.
+    released. Inputs are never modified. `validated_input`: the caller vouches that every resource of `bundle`
+    and `consents` is valid R4 (a MappedChart's); the output is then checked where the release point changed it.
     """
     working = _with_consents(bundle, consents)
     labeled = label(working, external_sources)
@@ -176,8 +246,8 @@ def enforce(
     if entries:
         out["entry"] = entries
 
-    validator.validate(out)
-    _check_references(entries)
+    _validate(out, entries, labeled.graph, validated_input)
+    _check_references(entries, labeled.graph)
 
     withheld = _withheld(labeled, decision, red)
     records = _audit(did, decision, labeled, released, withheld)
@@ -246,21 +316,11 @@ def _audit(
 ) -> list[AuditRecord]:
     patient = labeled.graph.patient()
     extra = {w.resource: w.reasons for w in withheld}
-    records = []
+    audited = []
     for item in decision.resources:
         is_released = item.resource in released
         resource = released.get(item.resource) or labeled.resources[item.resource]
         security = (resource.get("meta") or {}).get("security") or []
         more = () if is_released else tuple(r for r in extra.get(item.resource, ()) if r.rule.startswith("RED-"))
-        records.append(
-            audit_event(
-                disclosure_id=did,
-                decision=decision,
-                item=item,
-                released=is_released,
-                extra=more,
-                patient=patient.key if patient else None,
-                security=security,
-            )
-        )
-    return records
+        audited.append(Audited(item, is_released, more, security))
+    return audit_events(disclosure_id=did, decision=decision, audited=audited, patient=patient.key if patient else None)

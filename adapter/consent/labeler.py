@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from adapter.consent import graph as graph_mod
@@ -35,6 +35,7 @@ from adapter.consent.vocab import (
 )
 from adapter.fhir import Resource
 from adapter.mappings.profiles import ADAPTER_CODES
+from adapter.schema import validator
 
 NOTE_KINDS = ("psychotherapy-note", "sud-counseling-note")
 PSYCHOTHERAPY_NOTES_POLICY = "HIPAAPsyNotes"
@@ -182,23 +183,26 @@ def _source(node: Node, sources: SourceIndex, draft: _Draft) -> None:
     draft.add(["SUD"], "sensitivity", Basis("LBL-PART2-SUD", source))
 
 
+@lru_cache(maxsize=1 << 12)
+def _on_paths(kind: int, path: str) -> bool:
+    """Does an element path match one of the propagation paths (kind 0) or the SUD-program paths (kind 1)?"""
+    return any(graph_mod.path_matches(p, path) for p in _propagation()[kind])
+
+
 def _sud_program_references(node: Node, sources: SourceIndex, draft: _Draft) -> None:
-    _, program_paths = _propagation()
     for ref in node.references:
-        on_program_path = any(graph_mod.path_matches(p, ref.path) for p in program_paths)
-        if ref.target and sources.is_part2_reference(ref.target) and on_program_path:
+        if ref.target and _on_paths(1, ref.path) and sources.is_part2_reference(ref.target):
             draft.add(["SUD"], "sensitivity", Basis("LBL-SUD-PROGRAM-REFERENCE", f"{ref.target} at {ref.path}"))
 
 
 def _propagate(graph: Graph, drafts: dict[str, _Draft]) -> None:
     """Copy labels along revealing references until a fixpoint (chains: Task -> ServiceRequest -> Condition)."""
-    paths, _ = _propagation()
     edges = [
         (node.key, ref.target, ref.path)
         for node in graph
         if node.key in drafts
         for ref in node.references
-        if ref.target in drafts and ref.target != node.key and any(graph_mod.path_matches(p, ref.path) for p in paths)
+        if ref.target in drafts and ref.target != node.key and _on_paths(0, ref.path)
     ]
     changed = True
     while changed:
@@ -229,15 +233,34 @@ def _finish(key: str, draft: _Draft) -> ResourceLabels:
 
 
 def security_coding(system: str, code: str, display: str | None, basis: Basis | None) -> dict[str, Any]:
-    """A meta.security Coding; its DS4P sec-label-basis extension names the engine rule that set it."""
+    """A meta.security Coding; its DS4P sec-label-basis extension names the engine rule that set it.
+
+    The same arguments give the same object, built and validated once: like every released value it is shared
+    and never edited in place, and the release point knows it valid (:func:`is_generated_coding`) without
+    validating it again in every resource it labels."""
+    return _security_coding(system, code, display, basis.rule if basis is not None else None)
+
+
+@cache
+def _security_coding(system: str, code: str, display: str | None, rule: str | None) -> dict[str, Any]:
     coding: dict[str, Any] = {}
-    if basis is not None:
-        coding["extension"] = [{"url": DS4P_BASIS, "valueCoding": {"system": RULES_SYSTEM, "code": basis.rule}}]
+    if rule is not None:
+        coding["extension"] = [{"url": DS4P_BASIS, "valueCoding": {"system": RULES_SYSTEM, "code": rule}}]
     coding["system"] = system
     coding["code"] = code
     if display:
         coding["display"] = display
+    validator.validate_datatype("Coding", coding)  # a defect in the vocabulary, raised where it is made
+    _GENERATED[id(coding)] = coding  # kept alive by the cache: the id stays this object's
     return coding
+
+
+_GENERATED: dict[int, dict[str, Any]] = {}
+
+
+def is_generated_coding(coding: Any) -> bool:
+    """Is this object one of the engine's own, already validated security codings?"""
+    return _GENERATED.get(id(coding)) is coding
 
 
 def label_codings(labels: ResourceLabels) -> list[dict[str, Any]]:

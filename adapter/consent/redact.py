@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-from adapter.consent.graph import Graph, Node, reference_key, scan
+from adapter.consent.graph import Graph, Node, Ref, reference_key, scan
 from adapter.consent.vocab import load_yaml
 from adapter.fhir import Resource
 from adapter.mappings import narrative
@@ -121,11 +121,20 @@ def regenerated_text(resource: Mapping[str, Any]) -> dict[str, Any]:
 def _dependencies(node: Node, kept: set[str]) -> str | None:
     """The withheld target of a cascade element (subject, patient, focus) at the resource root, if any."""
     for ref in node.references:
-        element = ref.path.split(".")[1] if "." in ref.path else ""
-        at_root = ref.path.count(".") == 1 and not ref.reference.startswith("#")
-        if at_root and element in cascade_elements() and ref.target not in kept:
+        if ref.target not in kept and _is_cascade_path(ref.path) and not ref.reference.startswith("#"):
             return ref.target or ref.reference
     return None
+
+
+@lru_cache(maxsize=1 << 12)
+def _is_cascade_path(path: str) -> bool:
+    """ "Observation.subject": a cascade element at the resource root."""
+    return path.count(".") == 1 and path.split(".")[1] in cascade_elements()
+
+
+def _gone(ref: Ref, kept: set[str]) -> bool:
+    """`_gone_fn(graph, kept)` for a reference the graph resolved already (its target is reference_key's)."""
+    return not ref.reference.startswith("#") and (ref.target is None or ref.target not in kept)
 
 
 def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str]) -> Redaction:
@@ -150,7 +159,7 @@ def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str])
         pruned = {}
         for key in sorted(clinical - set(cascaded)):
             node = graph.by_key[key]
-            if not any(gone({"reference": r.reference}) for r in node.references):
+            if not any(_gone(r, kept) for r in node.references):
                 continue
             result = prune(resources[key], node.resource_type, gone, root=True)
             if result is _DROP:
@@ -165,11 +174,11 @@ def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str])
     for key in clinical - set(cascaded):
         resource = pruned.get(key, resources[key])
         if key in pruned:
-            removed[key] = tuple(r.reference for r in graph.by_key[key].references if gone({"reference": r.reference}))
+            removed[key] = tuple(r.reference for r in graph.by_key[key].references if _gone(r, kept))
             if "text" in resource:
                 resource = {k: (regenerated_text(resource) if k == "text" else v) for k, v in resource.items()}
         out[key] = resource
-    directory = _directory_closure(graph, set(out), resources, out)
+    directory = _directory_closure(graph, set(out), out, set(pruned))
     for key in directory:
         out[key] = resources[key]
     released = tuple(n.key for n in graph if n.key in out)
@@ -177,21 +186,22 @@ def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str])
     return Redaction(released, out, cascaded, removed, unreferenced)
 
 
-def _directory_closure(
-    graph: Graph, roots: set[str], resources: Mapping[str, Resource], released: Mapping[str, Resource]
-) -> set[str]:
-    """Directory entries referenced by the released resources (after pruning) and by each other (partOf)."""
+def _directory_closure(graph: Graph, roots: set[str], released: Mapping[str, Resource], pruned: set[str]) -> set[str]:
+    """Directory entries referenced by the released resources (after pruning) and by each other (partOf). A
+    resource that was not pruned has the references the graph found in it; a pruned one is walked again."""
     by_full_url = {n.full_url: n.key for n in graph if n.full_url}
-    pending = [released.get(k) or resources.get(k) for k in roots]
+    pending = list(roots)
     found: set[str] = set()
     while pending:
-        resource = pending.pop()
-        if resource is None:
-            continue
-        for _, text in scan(resource)[1]:
-            key = reference_key(text, by_full_url)
+        key = pending.pop()
+        if key in pruned:
+            targets = [reference_key(text, by_full_url) for _, text in scan(released[key])[1]]
+        else:
             node = graph.get(key)
+            targets = [r.target for r in node.references] if node is not None else []
+        for target in targets:
+            node = graph.get(target)
             if node is not None and node.is_directory and node.key not in found:
                 found.add(node.key)
-                pending.append(resources[node.key])
+                pending.append(node.key)
     return found

@@ -188,7 +188,7 @@ class Compiler:
         return schema
 
     def _primitive_extension(self, is_list: bool) -> CoreSchema:
-        element = self._datatype("Element")
+        element = self.datatype("Element")
         if is_list:  # `_given` lines up with `given`: null where an item has no id/extension
             return _list(core_schema.nullable_schema(element))
         return element
@@ -228,7 +228,7 @@ class Compiler:
         type_path = self.paths.get(type_name, type_name)
         return self._define(type_name, lambda: self._object(type_name, type_path))
 
-    def _datatype(self, type_name: str) -> CoreSchema:
+    def datatype(self, type_name: str) -> CoreSchema:
         return self._define(type_name, lambda: self._object(type_name, type_name))
 
     def _reference(self, targets: frozenset[str]) -> CoreSchema:
@@ -237,7 +237,7 @@ class Compiler:
         return self._define(f"Reference({key})", lambda: self._object("Reference", "Reference", overrides=overrides))
 
     def _bound_concept(self, path: str, binding: ConceptBinding) -> CoreSchema:
-        base = self._datatype("CodeableConcept")
+        base = self.datatype("CodeableConcept")
         return self._define(
             f"CodeableConcept@{path}",
             lambda: core_schema.no_info_after_validator_function(concept_check(path, binding), base),
@@ -288,6 +288,27 @@ def validator_for(resource_type: str) -> CompiledValidator:
     if resource_type not in resource_types():
         raise KeyError(f"no compiled validator for resource type {resource_type!r}")
     return CompiledValidator(resource_type)
+
+
+@cache
+def datatype_validator(type_name: str) -> Callable[[Any], Any]:
+    """One datatype's check ("Meta"), tiered like a resource's: the fast tier decides the usual shape, the full
+    tier the rest. Raises pydantic_core.ValidationError (the full tier's) when invalid."""
+    fast, full = (_datatype_root(type_name, tier) for tier in (True, False))
+
+    def check(value: Any) -> None:
+        try:
+            fast(value)
+        except ValidationError:
+            full(value)
+
+    return check
+
+
+def _datatype_root(type_name: str, fast: bool) -> Callable[[Any], Any]:
+    compiler = compiled(fast)
+    root = compiler.datatype(type_name)  # defined already, or added to the shared definitions
+    return SchemaValidator(core_schema.definitions_schema(root, compiler.definitions())).validate_python
 
 
 class _FastChecks(dict[str, Callable[[Any], Any]]):

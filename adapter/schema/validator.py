@@ -25,7 +25,7 @@ from pydantic_core import ValidationError
 from adapter.errors import FhirValidationError, Problem
 from adapter.schema import compile as _compile
 
-__all__ = ["errors", "is_valid", "problems_from", "validate", "validator_for"]
+__all__ = ["datatype_is_valid", "errors", "is_valid", "problems_from", "validate", "validate_datatype", "validator_for"]
 
 
 def validator_for(resource_type: str) -> _compile.CompiledValidator:
@@ -88,6 +88,24 @@ def validate(resource: Mapping[str, Any]) -> None:
     if problems:
         resource_type = resource.get("resourceType") if isinstance(resource, Mapping) else None
         raise FhirValidationError(f"{resource_type or 'resource'} is not valid FHIR R4", problems)
+
+
+def validate_datatype(type_name: str, value: Any) -> None:
+    """Raise FhirValidationError unless `value` is a valid `type_name` (a datatype such as "Coding")."""
+    try:
+        _compile.datatype_validator(type_name)(value)
+    except ValidationError as exc:
+        raise FhirValidationError(f"{type_name} is not valid FHIR R4", problems_from(exc, type_name)) from None
+
+
+def datatype_is_valid(type_name: str, value: Any) -> bool:
+    """Is `value` a valid instance of the datatype `type_name` (e.g. "Meta"), as the full tier checks it inside
+    a resource? For a part rebuilt after the whole resource was validated."""
+    try:
+        _compile.datatype_validator(type_name)(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def is_valid(resource: Mapping[str, Any]) -> bool:

@@ -17,8 +17,10 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Engine, and_, select, text, tuple_
+from sqlalchemy import Engine, bindparam, select, text
 
 from adapter.sync.plan import Key
 from adapter.sync.store import deliveries, is_postgres, upsert
@@ -35,21 +37,38 @@ class Delivery:
 
 
 def lookup(engine: Engine, partner_id: str, keys: Sequence[Key]) -> dict[Key, Delivery]:
+    """The ledger rows of `keys`: one query per resource type and slice of ids, each an equality on the whole
+    primary key's prefix. (A row-value IN on (type, id) used only `partner_id` of the index on SQLite and scanned
+    every row the partner has.)"""
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in keys:
+        by_type.setdefault(rtype, []).append(rid)
     found: dict[Key, Delivery] = {}
     with engine.connect() as conn:
-        for start in range(0, len(keys), _IN_BATCH):
-            batch = list(keys[start : start + _IN_BATCH])
-            rows = conn.execute(
-                select(deliveries).where(
-                    and_(
-                        deliveries.c.partner_id == partner_id,
-                        tuple_(deliveries.c.resource_type, deliveries.c.resource_id).in_(batch),
-                    )
+        for rtype, ids in by_type.items():
+            for start in range(0, len(ids), _IN_BATCH):
+                rows = conn.execute(
+                    _lookup_statement(),
+                    {"partner_id": partner_id, "resource_type": rtype, "ids": ids[start : start + _IN_BATCH]},
                 )
-            )
-            for r in rows:
-                found[(r.resource_type, r.resource_id)] = Delivery(r.state, r.content_hash, r.remote_id, r.version_id)
+                for r in rows:
+                    found[(rtype, r.resource_id)] = Delivery(r.state, r.content_hash, r.remote_id, r.version_id)
     return found
+
+
+@lru_cache(maxsize=1)
+def _lookup_statement() -> Any:
+    return select(
+        deliveries.c.resource_id,
+        deliveries.c.state,
+        deliveries.c.content_hash,
+        deliveries.c.remote_id,
+        deliveries.c.version_id,
+    ).where(
+        deliveries.c.partner_id == bindparam("partner_id"),
+        deliveries.c.resource_type == bindparam("resource_type"),
+        deliveries.c.resource_id.in_(bindparam("ids", expanding=True)),
+    )
 
 
 @dataclass(frozen=True)

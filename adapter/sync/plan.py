@@ -9,9 +9,12 @@ hashed are the bytes that are sent, and nothing goes through fhir.resources on t
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 from adapter.fhir import Resource, dumps
 from adapter.schema.definitions import elements
@@ -68,6 +71,24 @@ def references(node: Any) -> Iterator[str]:
                 stack.append(value)
 
 
+# A member named "reference" with a string value, in the compact JSON that adapter.fhir.dumps (orjson) writes.
+# Inside a JSON string every '"' is escaped, so a '"' right after '{' or ',' only ever opens a member name: such
+# a match is a real "reference" member at any depth, never text inside a value. (The literal prefix lets the
+# regex engine skip ahead; the byte before it is checked in Python.)
+_REFERENCE_MEMBER = re.compile(rb'"reference":"([^"\\]*(?:\\.[^"\\]*)*)"')
+
+
+def body_references(body: bytes) -> list[str]:
+    """Every `reference` string of a resource, read from its serialized bytes (``Entry.body``): the same strings
+    as :func:`references` of the resource, from a C-speed scan instead of a Python walk."""
+    found = []
+    for match in _REFERENCE_MEMBER.finditer(body):
+        if body[match.start() - 1] in b"{,":
+            raw = match.group(1)
+            found.append(orjson.loads(b'"' + raw + b'"') if b"\\" in raw else raw.decode("utf-8"))
+    return found
+
+
 def ref_key(reference: str) -> Key | None:
     """("Type", "id") of a relative literal reference ("Type/id" or "Type/id/_history/v"); None otherwise."""
     parts = reference.split("/_history/")[0].split("/")
@@ -83,7 +104,7 @@ def dependency_groups(entries: Sequence[Entry]) -> list[list[Entry]]:
     ServiceRequest.basedOn) must never be split across transactions."""
     index = {e.key: i for i, e in enumerate(entries)}
     deps = [
-        sorted({index[k] for r in references(e.resource) if (k := ref_key(r)) in index} - {index[e.key]})
+        sorted({index[k] for r in body_references(e.body) if (k := ref_key(r)) in index} - {index[e.key]})
         for e in entries
     ]
     # Tarjan's algorithm, iterative; components come out dependencies first.

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from adapter.bulk import collector_paused
 from adapter.errors import AdapterError
 from adapter.fhir import Resource, dumps
 from adapter.pipeline import MappedChart
@@ -134,6 +135,12 @@ class Pusher:
         travels in shared Bundles with one ledger transaction per step, instead of one set per client. A resource
         several charts release (a clinician, the clinic) is sent once and its outcome is every such item's.
         Returns one report per item, in order, or the AdapterError that kept its chart from being released."""
+        with collector_paused():  # adapter/bulk.py: a batch builds short-lived acyclic data by the thousand
+            return self._push_batch(work, release)
+
+    def _push_batch(
+        self, work: Sequence[tuple[int | None, MappedChart]], release: ReleaseFn
+    ) -> list[PushReport | AdapterError]:
         partner = self.client.partner
         instant = datetime.fromtimestamp(self.clock(), UTC)
         results: list[PushReport | AdapterError] = []

@@ -75,7 +75,9 @@ class ConsentRelease:
     def __call__(self, chart: MappedChart, partner: Partner, instant: datetime) -> Released:
         consents = [r for r in chart.resources if r.get("resourceType") == "Consent"]
         audit: AuditLog = getattr(self._local, "buffer", None) or self.audit
-        disclosure = enforce(chart.bundle, disclosure_request(partner, instant), consents, audit=audit)
+        request = disclosure_request(partner, instant)
+        # A MappedChart was validated when it was mapped: enforce checks again only what it changes.
+        disclosure = enforce(chart.bundle, request, consents, audit=audit, validated_input=True)
         resources = [e["resource"] for e in disclosure.bundle.get("entry", []) if "resource" in e]
         withheld = [Withheld(w.resource, _reason_text(w.reasons)) for w in disclosure.withheld]
         return Released(resources, withheld)

@@ -215,3 +215,51 @@ def test_notice_explains_each_consent_in_plain_words(mapped: dict[str, MappedCha
     assert "Maple Street Family Medicine, Dr. Kwame Osei for TREAT" in text
     assert "until 2026-12-31. Exception: Denies disclosure of psychotherapy note" in text
     assert "{" not in text  # no data structures leak into the text
+
+
+def _entry_of(bundle: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    return next(e for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type)
+
+
+def test_a_validated_input_still_has_what_the_release_point_changed_checked(mapped: dict[str, MappedChart]) -> None:
+    """validated_input skips what the input vouches for, never what enforce built: a resource that differs from
+    its input beyond meta, or a meta with a coding that is not the engine's own, is validated in full."""
+    from adapter.consent.enforce import _validate
+    from adapter.consent.graph import build
+    from adapter.errors import FhirValidationError
+
+    chart = mapped["cl-02"]
+    graph = build(chart.bundle)
+    observation = _entry_of(chart.bundle, "Observation")
+    bad_status = {**observation, "resource": {**observation["resource"], "status": 7}}
+    shell = {"resourceType": "Bundle", "type": "collection"}
+    with pytest.raises(FhirValidationError):
+        _validate({**shell, "entry": [bad_status]}, [bad_status], graph, validated_input=True)
+    foreign = {"system": "urn:x", "code": "R", "display": 5}  # not one of the engine's codings, and invalid
+    meta = {**(observation["resource"].get("meta") or {}), "security": [foreign]}
+    relabeled = {**observation, "resource": {**observation["resource"], "meta": meta}}
+    with pytest.raises(FhirValidationError):
+        _validate({**shell, "entry": [relabeled]}, [relabeled], graph, validated_input=True)
+    _validate({**shell, "entry": [observation]}, [observation], graph, validated_input=True)  # as input: valid
+
+
+def test_security_codings_are_built_once_and_known_valid() -> None:
+    from adapter.consent.labeler import Basis, is_generated_coding, security_coding
+
+    one = security_coding(ACT, "PSY", "psychiatry information sensitivity", Basis("LBL-CODE", "a detail"))
+    again = security_coding(ACT, "PSY", "psychiatry information sensitivity", Basis("LBL-CODE", "another"))
+    assert one is again and is_generated_coding(one)
+    assert not is_generated_coding(dict(one))  # an equal copy is not vouched for
+
+
+def test_a_dangling_reference_in_meta_or_text_is_a_defect(mapped: dict[str, MappedChart]) -> None:
+    from adapter.consent.enforce import _check_references
+    from adapter.consent.graph import build
+    from adapter.errors import FhirValidationError
+
+    chart = mapped["cl-02"]
+    patient = _entry_of(chart.bundle, "Patient")
+    ext = {"url": "http://example.org/x", "valueReference": {"reference": "Condition/not-disclosed"}}
+    tagged = {**patient, "resource": {**patient["resource"], "meta": {"extension": [ext]}}}
+    with pytest.raises(FhirValidationError, match="dangling"):
+        _check_references([tagged], build(chart.bundle))

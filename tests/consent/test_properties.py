@@ -292,3 +292,17 @@ def test_labeling_an_unlabeled_fixture_never_labels_plain_resources(
         part2 = labeled.sources.facts(source)
         if part2 is not None and not part2.part2:
             assert not labeled.labels[node.key].sensitivity, node.key
+
+
+@PROPERTY
+@given(data=st.data())
+def test_trusting_a_validated_input_changes_nothing(data: st.DataObject) -> None:
+    """enforce(validated_input=True) re-checks only what it changed: on valid input, the same Bundle, the same
+    withheld list and the same audit as the full check."""
+    bundle, consents, request = _case(data)
+    checked, trusted = MemoryLog(), MemoryLog()
+    full = enforce(bundle, request, consents, audit=checked)
+    fast = enforce(bundle, request, consents, audit=trusted, validated_input=True)
+    assert fhir.dumps(fast.bundle) == fhir.dumps(full.bundle)
+    assert fast.withheld == full.withheld
+    assert [fhir.dumps(r.event) for r in trusted.records] == [fhir.dumps(r.event) for r in checked.records]
