@@ -127,7 +127,19 @@ class Services:
         if cached is not None and cached.version == version:
             return cached
         version, clinic = self.records.clinic()
-        mapped = _Mapped(version, clinic, context(clinic, self.settings), {c.client.id: c for c in clinic.charts})
+        charts = {c.client.id: c for c in clinic.charts}
+        if cached is not None and cached.clinic.directory == clinic.directory:
+            # A mapping depends on the client's chart and the directory only: when the directory did not change,
+            # a client whose chart did not change keeps its mapped chart (and the context its shared directory
+            # resources), so an ingest costs the mapping of the clients it changed, not of the whole store.
+            mapped = _Mapped(version, clinic, cached.ctx, charts)
+            mapped.done = {
+                client_id: result
+                for client_id, result in cached.done.items()
+                if client_id in charts and charts[client_id] == cached.charts.get(client_id)
+            }
+        else:
+            mapped = _Mapped(version, clinic, context(clinic, self.settings), charts)
         self._mapped = mapped
         return mapped
 
