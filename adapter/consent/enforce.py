@@ -116,7 +116,7 @@ def _check_references(entries: list[dict[str, Any]], graph: Graph) -> None:
         node = graph.get(key_of(resource))
         if node is not None and only_meta_changed(resource, node.resource):
             resolved = all(r.target in keys or r.reference.startswith("#") for r in node.references)
-            texts = [t for name in ("meta", "text") if name in resource for t in references(resource[name])]
+            texts = _unwalked_references(resource)
         else:
             resolved, texts = True, list(references(resource))
         if resolved and all(t.startswith("#") or reference_key(t, by_full_url) in keys for t in texts):
@@ -130,6 +130,22 @@ def _check_references(entries: list[dict[str, Any]], graph: Graph) -> None:
         problems += located or [Problem("reference to a resource that is not disclosed", location=key_of(resource))]
     if problems:
         raise FhirValidationError("the disclosed Bundle has dangling references (a defect: nothing released)", problems)
+
+
+def _unwalked_references(resource: Resource) -> list[str]:
+    """The references in meta and text, which the graph does not walk (the engine's own codings have none)."""
+    found: list[str] = []
+    meta = resource.get("meta")
+    if isinstance(meta, dict):
+        for name, value in meta.items():
+            if name == "security" and isinstance(value, list):
+                found += [text for c in value if not is_generated_coding(c) for text in references(c)]
+            elif isinstance(value, dict | list):
+                found += references(value)
+    text = resource.get("text")
+    if isinstance(text, dict) and "extension" in text:
+        found += references(text)
+    return found
 
 
 def _validate(out: dict[str, Any], entries: list[dict[str, Any]], graph: Graph, validated_input: bool) -> None:

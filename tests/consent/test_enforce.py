@@ -260,6 +260,11 @@ def test_a_dangling_reference_in_meta_or_text_is_a_defect(mapped: dict[str, Mapp
     chart = mapped["cl-02"]
     patient = _entry_of(chart.bundle, "Patient")
     ext = {"url": "http://example.org/x", "valueReference": {"reference": "Condition/not-disclosed"}}
-    tagged = {**patient, "resource": {**patient["resource"], "meta": {"extension": [ext]}}}
+    graph = build(chart.bundle)
+    for meta in ({"extension": [ext]}, {"security": [{"extension": [ext], "system": ACT, "code": "PSY"}]}):
+        tagged = {**patient, "resource": {**patient["resource"], "meta": meta}}
+        with pytest.raises(FhirValidationError, match="dangling"):
+            _check_references([tagged], graph)
+    narrated = {**patient, "resource": {**patient["resource"], "text": {"extension": [ext], "status": "empty"}}}
     with pytest.raises(FhirValidationError, match="dangling"):
-        _check_references([tagged], build(chart.bundle))
+        _check_references([narrated], graph)
