@@ -1,8 +1,9 @@
 """The release point: enforce() is the only function that releases data.
 
 label -> decide -> redact -> annotate -> validate -> audit -> release. The disclosed Bundle is built from shallow
-rebuilds (inputs are never modified), validated with the compiled R4 validator and checked for dangling
-references; then every decision is written to the audit log in one transaction. If validation or the audit
+rebuilds (inputs are never modified), validated with the compiled R4 validator (only where it changed its input,
+when the caller vouches for the input: ``validated_input``) and checked for dangling references; then every
+decision is written to the audit log in one transaction. If validation or the audit
 write fails, an error is raised and nothing is released (fail closed).
 """
 
