@@ -152,3 +152,17 @@ def test_recorded_at_pins_provenance_time(tmp_path: Path) -> None:
     provenance = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Provenance"]
     assert provenance[-1]["recorded"] == "2026-02-01T12:00:00-05:00"
     assert bundle["timestamp"] == "2026-02-01T12:00:00-05:00"
+
+
+def test_map_skips_a_client_without_program_and_records_with_a_clear_problem(tmp_path: Path) -> None:
+    """A client whose records' custodian is unknown is reported and skipped: the other clients are written."""
+    source = tmp_path / "records.json"
+    clients = orjson.loads((CLINIC / "03-depression-and-alcohol-use.json").read_bytes())["records"]
+    lone = {k: v for k, v in clients[0].items() if k != "program"} | {"id": "cl-lone"}
+    assert lone["kind"] == "client"
+    source.write_bytes(orjson.dumps({"records": [*clients, lone]}))
+    out = tmp_path / "out"
+    result = run("map", CLINIC / "directory.json", source, "--out", out)
+    assert "Traceback" not in result.stderr and result.returncode == 3  # some records rejected
+    assert "record cl-lone: field program: a client with no records needs the program" in result.stderr
+    assert (out / "cl-03.json").exists() and not (out / "cl-lone.json").exists()

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel
 
+from adapter.errors import InputError, Problem
 from adapter.fhir import Resource
 from adapter.mappings import (
     assessment,
@@ -173,7 +174,14 @@ def chart_resources(chart: Chart, ctx: MappingContext, recorded: datetime | None
     clinical = clinical_resources(chart, ctx)
     resources = clinical + directory_resources(chart, ctx)
     # The author of the batch is the organization that runs the program holding the client's records.
-    program = chart.client.program or next(r.program for r in chart.records() if hasattr(r, "program") and r.program)
+    program = chart.client.program or next(
+        (r.program for r in chart.records() if hasattr(r, "program") and r.program), None
+    )
+    if program is None:  # assemble() rejects such a client; a chart built elsewhere gets the same clear error
+        raise InputError(
+            f"client {chart.client.id}: a client with no records needs the program that registered it",
+            [Problem("no program: the records' custodian is unknown", record_id=chart.client.id, field="program")],
+        )
     clinic = ctx.clinic_ref(program)
     resources.append(
         batch_provenance(

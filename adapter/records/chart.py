@@ -219,6 +219,14 @@ def _assemble(records: Iterable[SourcedRecord]) -> Clinic:
         if not isinstance(item.record, Client):
             getattr(chart, _CHART_LISTS[type(item.record)]).append(item.record)
         chart.directory_links.update((kind, target) for _f, kind, target in record_links[key] if kind in _DIRECTORY)
+    for client_id, chart in list(charts.items()):
+        if chart.client.program is None and not any(field_of(r, "program") for r in chart.records()):
+            # The organization that holds a client's records (the Bundle's author and custodian) is known from a
+            # program only: a client with no records needs its registering program.
+            source = accepted[("client", client_id)].source
+            message = "a client with no records needs the program that registered it (the records' custodian)"
+            problems.append(Problem(message, location=source, record_id=client_id, field="program"))
+            del charts[client_id]
     return Clinic(directory=directory, charts=list(charts.values()), problems=problems)
 
 
