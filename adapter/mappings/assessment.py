@@ -104,13 +104,19 @@ def _answer_value(answer: ResolvedAnswer) -> dict[str, Any]:
 _QR_ITEMS: dict[int, tuple[ResolvedAnswer, dict[str, Any]]] = {}
 
 
+def _link_id(loinc_code: str) -> str:
+    """The linkId of a LOINC item in the LOINC form Questionnaire (http://loinc.org/q/<panel>) as LHC-Forms builds
+    it, and as US Core's PHQ-9 QuestionnaireResponse example uses it: "/44250-9"."""
+    return f"/{loinc_code}"
+
+
 def _qr_item(answer: ResolvedAnswer) -> dict[str, Any]:
     """The QuestionnaireResponse item of an answer: fixed by the catalog item and option, so built once (answers
     are memoized per item and option by the scorer; shared and never edited, like _shared's concepts)."""
     found = _QR_ITEMS.get(id(answer))
     if found is None:
         item = {
-            "linkId": answer.item.code or answer.item.key,
+            "linkId": _link_id(answer.item.code) if answer.item.code else answer.item.key,
             "text": answer.item.text,
             "answer": [_answer_value(answer)],
         }
@@ -125,9 +131,8 @@ def questionnaire_response(
     inst = result.instrument
     items = [_qr_item(a) for a in result.answers]
     if result.total is not None and inst.total:
-        items.append(
-            {"linkId": inst.total.code, "text": inst.total.display, "answer": [{"valueInteger": result.total}]}
-        )
+        total = {"valueInteger": result.total}
+        items.append({"linkId": _link_id(inst.total.code), "text": inst.total.display, "answer": [total]})
     return drop_empty(
         {
             "resourceType": "QuestionnaireResponse",
