@@ -224,6 +224,7 @@ def disclose_command(
             recipient_name=to,
             purpose=purpose,
             instant=at or datetime.now().astimezone(),
+            timezone=settings.clinic_timezone,
             disclosed_by=by,
             emergency=Emergency(description=emergency, declared_by=by) if emergency else None,
             recipient_is_medical_personnel=medical_personnel,

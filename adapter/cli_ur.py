@@ -91,7 +91,9 @@ def ur_command(
     if chart is None:
         raise UsageError(f"no client {client_id!r} in {', '.join(map(str, paths))}")
     mapped = map_chart(chart, context(loaded.clinic, settings), strict=settings.strict_validation)
-    package = build_package(mapped, partner, request, audit=SqlAuditLog(settings.database_url))
+    package = build_package(
+        mapped, partner, request, audit=SqlAuditLog(settings.database_url), timezone=settings.clinic_timezone
+    )
     target = out or settings.output_dir / f"{client_id}-ur-{payer}.{fmt}"
     data = (
         to_xml(package.bundle, pretty=True) if fmt == "xml" else fhir.dumps(package.bundle, pretty=True, newline=True)

@@ -125,6 +125,7 @@ def disclose(services: Services, ask: DisclosureAsk, *, by: str) -> tuple[Resour
             recipient_name=recipient.name,
             purpose=ask.purpose,
             instant=ask.at or services.clock(),
+            timezone=services.settings.clinic_timezone,
             disclosed_by=by,
             emergency=Emergency(description=ask.emergency, declared_by=by) if ask.emergency else None,
             recipient_is_medical_personnel=recipient.medical_personnel,

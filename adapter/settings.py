@@ -8,8 +8,9 @@ from __future__ import annotations
 import uuid
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapter.fhir import ID_NAMESPACE
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     strict_validation: bool = Field(
         False, description="also validate every resource with fhir.resources (slow; the reference validator)"
     )
+    clinic_timezone: str = Field(
+        "America/New_York",
+        description="IANA time zone of the clinic: a date-only consent start or end is a day of its calendar",
+    )
     log_level: str = "WARNING"
     partners_file: Path = Field(
         Path("partners/local-peers.yaml"), description="partners the service syncs with and answers (docs/partners.md)"
@@ -36,6 +41,15 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(5_000_000, gt=0, description="largest request body the API reads (413 above)")
     api_rate_per_minute: int = Field(600, gt=0, description="requests per minute per token (429 above)")
     api_rate_burst: int = Field(60, gt=0, description="requests a token may send at once before the rate applies")
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as America/New_York)") from None
+        return value
 
 
 @cache

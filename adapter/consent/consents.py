@@ -139,7 +139,7 @@ def patient_age(graph: Graph, request: DisclosureRequest) -> int | None:
     birth = timing.parse((patient.resource if patient else {}).get("birthDate"))
     if birth is None or birth.first is None:
         return None
-    return age_on(birth.first, request.instant.date())
+    return age_on(birth.first, request.local_instant.date())
 
 
 def _signers(view: ConsentView, graph: Graph) -> tuple[bool, bool, bool]:
@@ -183,7 +183,7 @@ def assess(view: ConsentView, request: DisclosureRequest, graph: Graph) -> Conse
     if patient is None or view.patient != patient.key:
         reasons.append(Reason("CNS-OTHER-PATIENT", ref))
         return out(False, False)
-    instant = timing.Moment(instant=request.instant)
+    instant = timing.Moment(instant=request.local_instant)
     signed = timing.parse(view.signed)
     period = view.root.period if view.root else None
     if (signed is not None and not timing.on_or_before(signed, instant)) or (

@@ -7,10 +7,12 @@ dataclasses. Both are values: equal inputs give equal values, and nothing in the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from adapter.consent.timing import clinic_zone
 from adapter.consent.vocab import vocabulary
 
 Status = Literal["permit", "deny"]
@@ -62,6 +64,11 @@ class DisclosureRequest(_Frozen):
     recipient_name: str = ""
     purpose: str = Field(description="v3-ActReason purpose of use, e.g. TREAT, HPAYMT, COVAUTH, ETREAT, HLEGAL")
     instant: AwareDatetime = Field(description="the disclosure instant; consents are judged at it, never the clock")
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone of the clinic's calendar: a date-only consent bound, or a birth date, is a day"
+        " of it (None: the day in the instant's own offset)",
+    )
     disclosed_by: str = Field(default="bh-fhir-adapter", min_length=1, description="who discloses (for the audit)")
     emergency: Emergency | None = None
     recipient_is_medical_personnel: bool = False
@@ -75,6 +82,18 @@ class DisclosureRequest(_Frozen):
         if not vocabulary().is_purpose(value):
             raise ValueError(f"unknown purpose of use {value!r} (v3-ActReason PurposeOfUse codes)")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            clinic_zone(value)
+        return value
+
+    @property
+    def local_instant(self) -> datetime:
+        """The instant on the clinic's clock: its calendar date is the day date-only bounds are judged by."""
+        return self.instant.astimezone(clinic_zone(self.timezone)) if self.timezone else self.instant
 
     @model_validator(mode="after")
     def _has_recipient(self) -> Self:

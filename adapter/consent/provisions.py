@@ -171,7 +171,7 @@ def _data(items: tuple[tuple[str, str], ...], subject: Subject) -> Tri:
 
 def matches(provision: Provision, subject: Subject, permit: bool) -> tuple[Tri, dict[str, Tri]]:
     """Whether every stated attribute holds, and the per-attribute results (for the chain's 'names' flags)."""
-    instant = timing.Moment(instant=subject.request.instant)
+    instant = timing.Moment(instant=subject.request.local_instant)
     tests: dict[str, Tri] = {}
     if provision.period is not None:
         tests["period"] = timing.within(instant, provision.period)

@@ -1,8 +1,9 @@
 """FHIR dates and instants against a period, judged at the request instant (never the wall clock).
 
 A FHIR date may be partial ("2025", "2025-12", "2025-12-31") or a dateTime with an offset. A date-only bound
-covers its whole day (month, year): the instant is compared by its calendar date in its own UTC offset, which
-for a disclosure is the clinic's local date. Unparseable text gives None so callers can fail closed.
+covers its whole day (month, year): the instant is compared by its calendar date on the clinic's clock
+(DisclosureRequest.local_instant: the instant in the clinic's time zone). Unparseable text gives None so
+callers can fail closed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 
@@ -30,6 +33,15 @@ class Moment:
             return day, day
         assert self.first is not None and self.last is not None  # noqa: S101 - built that way by parse()
         return self.first, self.last
+
+
+@cache
+def clinic_zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name` ("America/New_York"); ValueError when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as America/New_York)") from None
 
 
 def parse(text: Any) -> Moment | None:

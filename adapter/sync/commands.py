@@ -126,7 +126,7 @@ def run_sync(
         transport=transport,
         retrying=retrying,
     )
-    release = release or consent_release(SqlAuditLog(normalize_url(settings.database_url)))
+    release = release or consent_release(SqlAuditLog(normalize_url(settings.database_url)), settings.clinic_timezone)
     passes = 0
     with session:
         while True:

@@ -45,7 +45,7 @@ def _reason_text(reasons: Sequence[Reason]) -> str:
     return "; ".join(dict.fromkeys(parts)) or "not permitted"
 
 
-def disclosure_request(partner: Partner, instant: datetime) -> DisclosureRequest:
+def disclosure_request(partner: Partner, instant: datetime, timezone: str | None = None) -> DisclosureRequest:
     """The consent engine's view of a push: the partner's organization NPI, its purpose of use, the instant,
     and the context the clinic attests for this partner (partners file)."""
     return DisclosureRequest(
@@ -53,6 +53,7 @@ def disclosure_request(partner: Partner, instant: datetime) -> DisclosureRequest
         recipient_name=partner.recipient.name or partner.name,
         purpose=partner.purpose_of_use,
         instant=instant,
+        timezone=timezone,
         treating_relationship=partner.attested.treating_relationship,
         recipient_is_medical_personnel=partner.attested.recipient_is_medical_personnel,
     )
@@ -68,14 +69,15 @@ class ConsentRelease:
     batch may be sent.
     """
 
-    def __init__(self, audit: AuditLog) -> None:
+    def __init__(self, audit: AuditLog, timezone: str | None = None) -> None:
         self.audit = audit
+        self.timezone = timezone  # the clinic's calendar (Settings.clinic_timezone)
         self._local = threading.local()  # a batch belongs to the thread that opened it (the API shares this)
 
     def __call__(self, chart: MappedChart, partner: Partner, instant: datetime) -> Released:
         consents = [r for r in chart.resources if r.get("resourceType") == "Consent"]
         audit: AuditLog = getattr(self._local, "buffer", None) or self.audit
-        request = disclosure_request(partner, instant)
+        request = disclosure_request(partner, instant, self.timezone)
         # A MappedChart was validated when it was mapped: enforce checks again only what it changes.
         disclosure = enforce(chart.bundle, request, consents, audit=audit, validated_input=True)
         resources = [e["resource"] for e in disclosure.bundle.get("entry", []) if "resource" in e]
@@ -105,8 +107,8 @@ class _AuditBuffer:
         self.records.extend(records)
 
 
-def consent_release(audit: AuditLog) -> ConsentRelease:
-    return ConsentRelease(audit)
+def consent_release(audit: AuditLog, timezone: str | None = None) -> ConsentRelease:
+    return ConsentRelease(audit, timezone)
 
 
 @contextmanager

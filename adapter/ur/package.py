@@ -49,7 +49,11 @@ def check_payer(partner: Partner | None, payer_id: str) -> Partner:
 
 
 def disclosure_request(
-    partner: Partner, request: UrRequest, payer_identifiers: Sequence[Identifier], by: str
+    partner: Partner,
+    request: UrRequest,
+    payer_identifiers: Sequence[Identifier],
+    by: str,
+    timezone: str | None = None,
 ) -> DisclosureRequest:
     """The payer's organization NPI (plus its other identifiers in the clinic's directory, which consents may name
     it by), the purpose the caller asked for, the request instant and the context attested for this partner."""
@@ -59,6 +63,7 @@ def disclosure_request(
         recipient_name=partner.recipient.name or partner.name,
         purpose=request.purpose,
         instant=request.instant,
+        timezone=timezone,
         disclosed_by=by,
         treating_relationship=partner.attested.treating_relationship,
         recipient_is_medical_personnel=partner.attested.recipient_is_medical_personnel,
@@ -106,10 +111,17 @@ def _check_references(entries: Sequence[Mapping[str, Any]]) -> None:
 
 
 def build_package(
-    chart: MappedChart, partner: Partner, request: UrRequest, *, audit: AuditLog, by: str = "bh-adapter ur"
+    chart: MappedChart,
+    partner: Partner,
+    request: UrRequest,
+    *,
+    audit: AuditLog,
+    by: str = "bh-adapter ur",
+    timezone: str | None = None,
 ) -> UrPackage:
     """The PAS-shaped Bundle for `request`. Raises NothingReleasableError when the consent rules withhold the
-    client's record itself, FhirValidationError or AuditError (from enforce) when nothing may be released."""
+    client's record itself, FhirValidationError or AuditError (from enforce) when nothing may be released.
+    `timezone`: the clinic's calendar, by which date-only consent bounds are judged (Settings.clinic_timezone)."""
     bundle = chart.bundle
     patient_url = next(str(e["fullUrl"]) for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
     base = patient_url.rsplit("/Patient/", 1)[0]
@@ -129,7 +141,7 @@ def build_package(
     directory = [r for r in chart.resources if r["resourceType"] in DIRECTORY_TYPES]
     npi = partner.recipient.organization_npi
     consents = [r for r in chart.resources if r["resourceType"] == "Consent"]
-    dreq = disclosure_request(partner, request, _payer_identifiers(directory, npi), by)
+    dreq = disclosure_request(partner, request, _payer_identifiers(directory, npi), by, timezone)
     disclosure = enforce(offered, dreq, consents, audit=audit)
 
     withheld = tuple(

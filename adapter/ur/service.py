@@ -20,4 +20,6 @@ def ur_package(services: Services, ask: UrAsk, at: datetime | None = None, *, by
     if chart is None:
         raise NotFoundError(f"no client {ask.client!r}")
     request = UrRequest(**ask.model_dump(), instant=at or services.clock())
-    return build_package(chart, partner, request, audit=services.audit, by=by)
+    return build_package(
+        chart, partner, request, audit=services.audit, by=by, timezone=services.settings.clinic_timezone
+    )

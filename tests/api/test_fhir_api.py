@@ -30,7 +30,8 @@ def expected_release(services: Services, partner_id: str, purpose: str, client_i
     chart = services.mapped_chart(client_id)
     assert chart is not None
     partner = services.partners[partner_id]
-    released = consent_release(NullAudit())(chart, partner.model_copy(update={"purpose_of_use": purpose}), NOW)
+    release = consent_release(NullAudit(), services.settings.clinic_timezone)  # as the sync worker builds it
+    released = release(chart, partner.model_copy(update={"purpose_of_use": purpose}), NOW)
     return {f"{r['resourceType']}/{r['id']}": r for r in released.resources if partner.pushes(r["resourceType"])}
 
 

@@ -34,7 +34,7 @@ def _api(request: Request, services: Services) -> PartnerApi:
             api = PartnerApi(
                 services,
                 services.records.version,
-                consent_release(services.audit),
+                consent_release(services.audit, services.settings.clinic_timezone),
                 PageTokens(services.tokens.server_key("page-tokens")),
             )
             request.app.state.partner_api = api
