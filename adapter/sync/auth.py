@@ -8,6 +8,8 @@ access token is cached until shortly before it expires; a 401 from the FHIR serv
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 import uuid
@@ -143,10 +145,36 @@ class SmartAuthenticator:
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             return Failure("auth", f"token endpoint {self.cfg.token_url} answered without an access_token")
-        lifetime = float(body.get("expires_in") or 300)
+        lifetime = _lifetime_s(body.get("expires_in"))
+        if lifetime is None:  # the value is not echoed: the answer carries the token
+            return Failure(
+                "auth",
+                f"token endpoint {self.cfg.token_url} answered an expires_in that is not a positive number of"
+                " seconds (RFC 6749 section 5.1)",
+            )
         self._token = token
         self._expires_at = self._clock() + max(lifetime / 2, lifetime - EXPIRY_MARGIN_S)
         return None
+
+
+DEFAULT_LIFETIME_S = 300.0  # expires_in is only RECOMMENDED (RFC 6749 section 5.1): assume SMART's usual 5 minutes
+_SECONDS_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def _lifetime_s(value: object) -> float | None:
+    """The token's lifetime from ``expires_in``: a positive JSON number, or digits in a string (some token servers
+    quote it); the default when absent. None when it is anything else ("3600s", true, -1, NaN): unusable."""
+    if value is None:
+        return DEFAULT_LIFETIME_S
+    if isinstance(value, str) and _SECONDS_TEXT.fullmatch(value.strip()):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _json_object(content: bytes) -> dict[str, Any]:

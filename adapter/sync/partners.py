@@ -227,6 +227,10 @@ def load_partners(path: Path, env: Mapping[str, str]) -> tuple[Partner, ...]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PartnerConfigError(f"cannot read partners file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # e.g. saved as Latin-1 or UTF-16 by an editor
+        raise PartnerConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import quote
 
 import orjson
 
@@ -174,6 +175,16 @@ def chunks(entries: Sequence[Entry], size: int) -> Iterator[list[Entry]]:
 # --- conditional mode: the partner assigns ids ------------------------------------------------------------------
 
 
+# FHIR R4 search, "Escaping Search Parameters" (http://hl7.org/fhir/R4/search.html#escaping): inside a search
+# value `\`, `,`, `$` and `|` are syntax (escape, OR, composite and token separators) unless escaped with `\`.
+_SEARCH_SYNTAX = re.compile(r"([\\,$|])")
+
+
+def escape_search(text: str) -> str:
+    """`text` as a literal inside one search value: an MRN "12,34" stays one value, not "12" OR "34"."""
+    return _SEARCH_SYNTAX.sub(r"\\\1", text)
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """How a resource is found again at a partner that assigned its own id."""
@@ -182,8 +193,15 @@ class Match:
     system: str
     value: str
 
+    def search_value(self) -> str:
+        """The token `system|value`, each part FHIR-escaped; for an HTTP client that URL-encodes parameters."""
+        return f"{escape_search(self.system)}|{escape_search(self.value)}"
+
     def query(self) -> str:
-        return f"{self.param}={self.system}|{self.value}"
+        """`param=<search value>`, URL-encoded: the query of a conditional URL (`Type?...`) and of If-None-Exist.
+        An `&`, `#`, `+`, space or non-ASCII character in a value cannot cut or change the query (`:` and `/`
+        are left as they are, legal in a query: systems stay readable)."""
+        return f"{self.param}={quote(self.search_value(), safe=':/')}"
 
 
 def _has_identifier(resource_type: str) -> bool:

@@ -50,7 +50,7 @@ from adapter.sync.plan import (
     with_match,
 )
 from adapter.sync.release import Released, ReleaseFn, Withheld, release_batch
-from adapter.sync.retry import CONFLICT_STATUSES, RETRYABLE_STATUSES, Failure, outcome_text
+from adapter.sync.retry import AUTH_STATUSES, CONFLICT_STATUSES, RETRYABLE_STATUSES, Failure, outcome_text
 from adapter.sync.task_status import keep_partner_status
 
 WriteMode = Literal["transaction", "batch", "single"]
@@ -363,7 +363,8 @@ class Pusher:
         if match is None:
             reply = self.client.call("GET", f"{rtype}/{rid}")
             return reply.resource() if isinstance(reply, Reply) else None
-        reply = self.client.call("GET", rtype, params={match.param: f"{match.system}|{match.value}"}, headers=STRICT)
+        # httpx URL-encodes params: the value is only FHIR-escaped (an MRN "12,34" is not "12" OR "34").
+        reply = self.client.call("GET", rtype, params={match.param: match.search_value()}, headers=STRICT)
         if not isinstance(reply, Reply):
             return None
         found = [
@@ -479,6 +480,8 @@ def _entry_failure(result: EntryResult | Failure) -> Failure:
         return Failure("retryable", reason, result.status, result.outcome, ambiguous=result.status != 429)
     if result.status in CONFLICT_STATUSES:
         return Failure("conflict", reason, result.status, result.outcome)
+    if result.status in AUTH_STATUSES:  # as for a whole request (retry.py): our credentials, not this resource
+        return Failure("auth", reason, result.status, result.outcome)
     return Failure("permanent", reason, result.status, result.outcome)
 
 

@@ -5,6 +5,12 @@ answer is a success. Only ``retryable`` failures are retried: transport errors, 
 Retry-After), 5xx. 409 and 412 are ``conflict`` (the caller re-reads and tries once more), 401/403 ``auth``,
 every other 4xx ``permanent``: the partner's OperationOutcome is kept on the value.
 
+``auth`` refuses our credentials, not the data: a 401 (no valid token) or a 403 (the token's scope or the
+partner's grant does not cover the request). Every other item would be refused the same way until someone fixes
+the credentials or the grant, so the worker skips the partner for the run and keeps the item for a later one
+(dead only after ``item_attempts`` runs); burying each item as ``permanent`` would lose them all to one
+configuration mistake.
+
 ``ambiguous`` says whether the partner may have applied the request even though no success came back (a
 timeout while reading, a connection reset mid-response, a 5xx): before sending again the caller re-reads, so
 a retry never creates a second version of what already arrived.

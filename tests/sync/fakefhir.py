@@ -1,7 +1,9 @@
 """An in-memory FHIR server behind httpx.MockTransport, for fast unit tests of the sync (no sockets).
 
 Enough of FHIR for the push: metadata, read, PUT (update-as-create), conditional PUT / If-None-Exist on
-`identifier` or `_tag`, search by identifier/_tag/_lastUpdated, and batch/transaction Bundles. Every write
+`identifier` or `_tag`, search by identifier/_tag/_lastUpdated, and batch/transaction Bundles. Queries are
+URL-decoded and token values read as the spec says (`,` is OR, `|` splits system and code, a backslash escapes
+either), so a client that sends them unescaped sees what a real server would do with them. Every write
 makes a version, as real servers do, so tests can count versions. ``faults`` is a list of callables consulted
 per request: one returning a Response (or raising an httpx error) replaces the normal answer; with
 ``after=True`` the request is applied first (a response lost on the way back).
@@ -136,15 +138,15 @@ class FakeFhir:
             if t != rtype:
                 continue
             if "identifier" in query:
-                system, _, value = query["identifier"].rpartition("|")
                 idents = r.get("identifier") or []
                 idents = [idents] if isinstance(idents, dict) else idents
-                if not any(i.get("system") == system and i.get("value") == value for i in idents):
+                pairs = [(i.get("system"), i.get("value")) for i in idents]
+                if not token_matches(query["identifier"], pairs):
                     continue
             if "_tag" in query:
-                system, _, code = query["_tag"].rpartition("|")
                 tags = (r.get("meta") or {}).get("tag") or []
-                if not any(t.get("system") == system and t.get("code") == code for t in tags):
+                pairs = [(t.get("system"), t.get("code")) for t in tags]
+                if not token_matches(query["_tag"], pairs):
                     continue
             if "_lastUpdated" in query:
                 since = query["_lastUpdated"].removeprefix("ge")
@@ -221,6 +223,67 @@ class FakeFhir:
 
     def version_count(self) -> int:
         return sum(self.versions.values())
+
+
+def split_search(value: str, sep: str) -> list[str]:
+    """`value` split on `sep` where it is not escaped by a backslash; the parts keep their escapes (FHIR R4 search,
+    "Escaping Search Parameters": http://hl7.org/fhir/R4/search.html#escaping)."""
+    parts: list[str] = []
+    current, escaped = "", False
+    for ch in value:
+        if escaped:
+            current += "\\" + ch
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == sep:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current + ("\\" if escaped else ""))
+    return parts
+
+
+def unescape_search(part: str) -> str:
+    """`\\x` -> `x` (the escapes of `\\`, `,`, `$`, `|`)."""
+    out, escaped = "", False
+    for ch in part:
+        if escaped or ch != "\\":
+            out += ch
+            escaped = False
+        else:
+            escaped = True
+    return out
+
+
+def tokens(value: str) -> list[tuple[str | None, str]]:
+    """A token search value as (system, code) alternatives: `,` is OR, the first unescaped `|` separates system
+    and code, escapes are resolved last, as a spec-correct server does. `code` alone means any system."""
+    out: list[tuple[str | None, str]] = []
+    for alternative in split_search(value, ","):
+        pieces = split_search(alternative, "|")
+        if len(pieces) == 1:
+            out.append((None, unescape_search(pieces[0])))
+        else:
+            out.append((unescape_search(pieces[0]), unescape_search("|".join(pieces[1:]))))
+    return out
+
+
+def token_matches(value: str, pairs: list[tuple[Any, Any]]) -> bool:
+    """Does any (system, code) of an element match the token search `value`? `code` matches in any system,
+    `|code` only without a system, `system|` any code of the system."""
+    for system, code in tokens(value):
+        for have_system, have_code in pairs:
+            if system is None:
+                ok = have_code == code
+            elif system == "":
+                ok = not have_system and have_code == code
+            else:
+                ok = have_system == system and (code == "" or have_code == code)
+            if ok:
+                return True
+    return False
 
 
 def _rewrite(node: Any, mapping: dict[str, str]) -> Any:

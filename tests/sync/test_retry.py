@@ -117,3 +117,15 @@ def test_rate_limiter() -> None:
     assert [limiter.acquire() for _ in range(4)] == [0.0, 0.0, pytest.approx(0.1), pytest.approx(0.2)]
     now[0] = 10.0
     assert limiter.acquire() == 0.0
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(401, "auth"), (403, "auth"), (404, "permanent"), (409, "conflict"), (429, "retryable")]
+)
+def test_an_entry_of_a_batch_response_is_classified_like_a_whole_request(status: int, kind: str) -> None:
+    """A 403 on one entry of a batch refuses our credentials' scope, as a 403 on the request does: the item waits
+    for a later run instead of going dead."""
+    from adapter.sync.plan import EntryResult
+    from adapter.sync.push import _entry_failure
+
+    assert _entry_failure(EntryResult(status)).kind == kind
