@@ -34,6 +34,12 @@ _ACTIVITY_STATUS = {
 _COUNSELING = fhir.concept(systems.SNOMED, "409063005", "Counseling")
 
 
+def _intervention_key(plan: TreatmentPlan, item: Intervention) -> tuple[str, ...]:
+    """The id key of an intervention's ServiceRequest. Referrals are ServiceRequests too, keyed ("referral", id):
+    a plain (plan id, intervention id) key gave a plan with id "referral" the ids of referrals."""
+    return ("treatment-plan-intervention", plan.id, item.id)
+
+
 def goal(plan: TreatmentPlan, item: Goal, ctx: MappingContext) -> Resource:
     targets: list[dict[str, Any]] = []
     if item.measure:
@@ -57,7 +63,8 @@ def goal(plan: TreatmentPlan, item: Goal, ctx: MappingContext) -> Resource:
             "id": ctx.id("Goal", plan.id, item.id),
             "meta": meta(profiles.US_CORE_GOAL),
             "identifier": [ctx.record_identifier("treatment-plan-goal", plan.id, item.id)],
-            "lifecycleStatus": item.status,
+            # The goals of a plan entered in error were entered in error with it, whatever their own status.
+            "lifecycleStatus": "entered-in-error" if plan.status == "entered-in-error" else item.status,
             "description": {"text": item.description},
             "subject": ctx.ref("Patient", plan.client),
             "startDate": fhir_date(item.start_date) if item.start_date else None,
@@ -82,7 +89,7 @@ def activity_request(plan: TreatmentPlan, item: Intervention, ctx: MappingContex
     return drop_empty(
         {
             "resourceType": "ServiceRequest",
-            "id": ctx.id("ServiceRequest", plan.id, item.id),
+            "id": ctx.id("ServiceRequest", *_intervention_key(plan, item)),
             "meta": meta(profiles.US_CORE_SERVICE_REQUEST),
             "identifier": [ctx.record_identifier("treatment-plan-intervention", plan.id, item.id)],
             "basedOn": [ctx.ref("CarePlan", plan.id)],
@@ -124,7 +131,7 @@ def _narrative(plan: TreatmentPlan) -> dict[str, Any]:
 
 def careplan(plan: TreatmentPlan, ctx: MappingContext) -> Resource:
     activities: list[dict[str, Any]] = [
-        {"reference": ctx.ref("ServiceRequest", plan.id, i.id)} for i in plan.interventions
+        {"reference": ctx.ref("ServiceRequest", *_intervention_key(plan, i))} for i in plan.interventions
     ]
     if plan.review_date:
         # R4 CarePlan has no review date; a scheduled activity keeps it structured and visible.

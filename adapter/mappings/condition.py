@@ -32,6 +32,7 @@ _VERIFICATION_DISPLAY = {
 
 
 def to_fhir(dx: Diagnosis, ctx: MappingContext) -> list[Resource]:
+    in_error = dx.verification_status == "entered-in-error"
     resource: dict[str, Any] = {
         "resourceType": "Condition",
         "id": ctx.id("Condition", dx.id),
@@ -40,7 +41,7 @@ def to_fhir(dx: Diagnosis, ctx: MappingContext) -> list[Resource]:
         # con-5: an entered-in-error condition carries no clinical status.
         "clinicalStatus": (
             None
-            if dx.verification_status == "entered-in-error"
+            if in_error
             else fhir.concept(systems.CONDITION_CLINICAL, dx.clinical_status, _CLINICAL_DISPLAY[dx.clinical_status])
         ),
         "verificationStatus": fhir.concept(
@@ -54,7 +55,9 @@ def to_fhir(dx: Diagnosis, ctx: MappingContext) -> list[Resource]:
         "subject": ctx.ref("Patient", dx.client),
         "encounter": ctx.ref("Encounter", dx.visit) if dx.visit else None,
         "onsetDateTime": fhir_date(dx.onset) if dx.onset else None,
-        "abatementDateTime": fhir_date(dx.abatement) if dx.abatement else None,
+        # con-4 allows an abatement only next to clinicalStatus inactive/remission/resolved, which con-5 removes from
+        # an entered-in-error condition: the abatement of a diagnosis entered in error goes too (docs/mapping.md).
+        "abatementDateTime": fhir_date(dx.abatement) if dx.abatement and not in_error else None,
         "recordedDate": fhir_instant(dx.recorded_at),
         "recorder": ctx.practitioner_ref(dx.recorded_by) if dx.recorded_by else None,
     }

@@ -50,8 +50,20 @@ def dosage(d: Dosage, start: Any = None, end: Any = None) -> dict[str, Any]:
     )
 
 
+def _dosage_instruction(order: MedicationOrder) -> list[dict[str, Any]]:
+    """The order's dosage, carrying its start and end (R4 has no other place for how long to take it).
+
+    An order without a dosage still gets a Dosage when it has a start or an end: one holding only
+    `timing.repeat.boundsPeriod` (valid R4; US Core requires none of Dosage's elements), so the dates are never lost.
+    """
+    if order.dosage:
+        return [dosage(order.dosage, order.start, order.end)]
+    bounds = _period(order.start, order.end)
+    return [{"timing": {"repeat": {"boundsPeriod": bounds}}}] if bounds else []
+
+
 def medication_request(order: MedicationOrder, ctx: MappingContext) -> Resource:
-    dosage_instruction = [dosage(order.dosage, order.start, order.end)] if order.dosage else []
+    dosage_instruction = _dosage_instruction(order)
     dispense = {"performer": ctx.program_ref(order.program)} if order.dispensed_by_program else None
     return drop_empty(
         {

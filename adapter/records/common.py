@@ -6,16 +6,47 @@ immutable, and carry only what the clinic knows; FHIR concerns (ids, systems, pr
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+# Characters FHIR text cannot carry: XML 1.0 (so FHIR XML) has no way to write them, and R4's string datatype says
+# strings SHOULD NOT hold code points below 32 other than tab, line feed and carriage return. Also U+FFFE and
+# U+FFFF (not XML characters) and lone surrogates (pydantic already refuses those in a str; this is a second line).
+_NOT_XML_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_chars(value: str) -> str:
+    """Refuse text that FHIR (XML or JSON) cannot carry, at input, rather than fail when the output is written."""
+    found = _NOT_XML_CHAR.search(value)
+    if found:
+        # The code point, never the text around it: messages never quote a record's content.
+        raise ValueError(
+            f"character U+{ord(found.group()):04X} is not allowed: text may hold tab, line feed and carriage "
+            "return, but no other control character, U+FFFE or U+FFFF"
+        )
+    return value
+
 
 # A record id: what the clinic's EHR calls the record. Stable across exports; the basis of FHIR ids.
 RecordId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Uri = Annotated[str, StringConstraints(pattern=r"^\S+$", min_length=1)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000), AfterValidator(_xml_chars)
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(_xml_chars)
+]
+Uri = Annotated[str, StringConstraints(pattern=r"^\S+$", min_length=1), AfterValidator(_xml_chars)]
 Npi = Annotated[str, StringConstraints(pattern=r"^[0-9]{10}$")]
 
 

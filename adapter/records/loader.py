@@ -127,6 +127,9 @@ def _accept(result: LoadResult, record: Record, *, source: str, label: str) -> N
         result.records.append(SourcedRecord(record, source))
 
 
+_SURROGATE = "a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not a character"
+
+
 def _validate_one_by_one(items: list[Any], *, source: str) -> LoadResult:
     result = LoadResult()
     for index, item in enumerate(items):
@@ -138,7 +141,12 @@ def _validate_one_by_one(items: list[Any], *, source: str) -> LoadResult:
             result.problems.append(Problem("missing record kind", location=source, record_id=label, field="kind"))
             continue
         try:
-            record = exact_numbers(RECORD_ADAPTER.validate_json(_dumps(item), strict=True), item)
+            data = _dumps(item)
+        except orjson.JSONEncodeError:  # JSON "\ud800" escapes decode to lone surrogates, which are no text
+            result.problems.append(Problem(_SURROGATE, location=source, record_id=label))
+            continue
+        try:
+            record = exact_numbers(RECORD_ADAPTER.validate_json(data, strict=True), item)
         except ValidationError as exc:
             result.problems += record_problems(exc, source=source, record_id=label)
         except AdapterError as exc:

@@ -4,7 +4,9 @@ Rules, because public scorers get them wrong (shared/reference/terminology-and-p
 - an answer outside the item's answer list is an error, never clamped;
 - a total exists only when every scored item is answered: no missing-as-zero, no partial sum;
 - a stated total is checked, and cannot be checked when items are missing (that is an error too);
-- risk rules look at the items that were answered, whatever the total (PHQ-9 item 9 fires on its own).
+- risk rules look at the items that were answered, whatever the total (PHQ-9 item 9 fires on its own);
+- a rule on the total fires on an incomplete form only when it is certain: when it would fire whatever the missing
+  items are answered (PHQ-9 items already summing to 20 are severe). No total is reported for that form all the same.
 Error messages name the instrument, the item and the allowed answers, never the answer given.
 """
 
@@ -100,7 +102,7 @@ def score(
     missing = tuple(i.key for i in instrument.items if i.key not in resolved and _expected(i, resolved))
     total = _total(instrument, resolved)
     _check_stated_total(instrument, resolved, total, stated_total)
-    fired = tuple(r for r in instrument.risk_rules if _fires(r, resolved, total))
+    fired = tuple(r for r in instrument.risk_rules if _fires(r, instrument, resolved, total))
     met, not_applied = _cutoffs(instrument, total, sex)
     return ScoreResult(
         instrument=instrument,
@@ -238,16 +240,39 @@ def _check_stated_total(
         raise ScoringError(message, [Problem(message, field="stated_total")])
 
 
-def _fires(rule: RiskRule, resolved: Mapping[str, ResolvedAnswer], total: int | None) -> bool:
+def _fires(rule: RiskRule, instrument: Instrument, resolved: Mapping[str, ResolvedAnswer], total: int | None) -> bool:
     for predicate in rule.when:
         if predicate.item is not None:
             given = resolved.get(predicate.item)
-            observed = given.value if given is not None else None
+            if given is None or not predicate.holds(given.value):
+                return False
+        elif total is not None:
+            if not predicate.holds(total):
+                return False
         else:
-            observed = total
-        if observed is None or not predicate.holds(observed):
-            return False
+            # Incomplete form: the predicate holds only if it holds for every total the form could still reach.
+            # Predicates are gt, ge (monotone) or eq, so holding at both ends of the range is holding everywhere.
+            bounds = _total_bounds(instrument, resolved)
+            if bounds is None or not (predicate.holds(bounds[0]) and predicate.holds(bounds[1])):
+                return False
     return True
+
+
+def _total_bounds(instrument: Instrument, resolved: Mapping[str, ResolvedAnswer]) -> tuple[int, int] | None:
+    """Lowest and highest total an incomplete form could still reach: each missing scored item at its lowest and
+    highest answer. Only for deciding a rule; never reported as a total."""
+    if instrument.scoring != "sum":
+        return None
+    low = high = 0
+    for item in instrument.scored_items:
+        given = resolved.get(item.key)
+        if given is not None:
+            low += given.value
+            high += given.value
+        else:
+            low += item.answers.min_value
+            high += item.answers.max_value
+    return low, high
 
 
 def _risk_level(instrument: Instrument, fired: tuple[RiskRule, ...], missing: tuple[str, ...]) -> RiskLevel | None:

@@ -87,3 +87,16 @@ def test_json_decimals_keep_the_precision_they_were_written_with() -> None:
 def test_non_json_numbers_are_refused(constant: bytes) -> None:
     loaded = parse_json(b'{"kind": "client", "id": "c", "x": ' + constant + b"}", source="bad.json")
     assert not loaded.records and "is not a JSON number" in loaded.problems[0].message
+
+
+def test_a_lone_surrogate_escape_is_a_problem_of_its_record_not_a_crash() -> None:
+    items = _clinic_items()
+    client = next(i for i in items if i["kind"] == "client")
+    data = orjson.dumps({"records": items}).replace(
+        orjson.dumps(client["id"]), orjson.dumps(client["id"]) + b',"note_x":"\\ud800"', 1
+    )
+    result = parse_json(data, source="f.json")
+    assert [(p.record_id, p.message) for p in result.problems] == [
+        (client["id"], "a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not a character")
+    ]
+    assert len(result.records) == len(items) - 1
