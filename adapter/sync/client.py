@@ -5,6 +5,12 @@ HTTP errors.
 Building an httpx client costs ~18 ms (TLS context; shared/reference/performance.md §3), so
 :func:`make_http_client` is called once and the client is shared by every partner; tests inject an
 ``httpx.MockTransport``.
+
+Credentials go only to the partner's own server: a URL the partner hands back (a search's `next` link) is
+followed only on the partner's base URL. A link whose path is under the base path but that names another host
+(servers build links from their own idea of their name: localhost for 127.0.0.1, an internal name behind a
+proxy) is followed on the partner's configured server (:func:`on_base`); any other is refused, and no request,
+so no credential, leaves.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ class FhirClient:
         self.timeout = httpx.Timeout(connect=t.connect_s, read=t.read_s, write=t.write_s, pool=t.pool_s)
 
     def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        return path if _absolute(path) else f"{self.base_url}/{path.lstrip('/')}"
 
     def once(
         self,
@@ -84,7 +90,11 @@ class FhirClient:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Sent:
-        """One request (a second one only after a 401 dropped cached credentials); never retried otherwise."""
+        """One request (a second one only after a 401 dropped cached credentials); never retried otherwise.
+        An absolute URL outside the partner's base URL is refused without a request: it would carry the
+        partner's credentials to another server."""
+        if _absolute(path) and not under_base(path, self.base_url):
+            return Failure("permanent", f"refused a URL outside the partner's base URL ({_origin(path)})")
         for renewed in (False, True):
             auth = self.auth.headers(self.http)
             if isinstance(auth, Failure):
@@ -137,7 +147,8 @@ class FhirClient:
     def search_pages(
         self, resource_type: str, params: Mapping[str, str], headers: Mapping[str, str] | None = None
     ) -> Iterator[Sent]:
-        """Each searchset page, following `next` links; stops after a Failure (yielded) or the last page."""
+        """Each searchset page, following `next` links; stops after a Failure (yielded) or the last page.
+        A `next` link outside the partner's base URL is not followed: a permanent Failure says so."""
         url: str | None = resource_type
         query: Mapping[str, str] | None = params
         for _ in range(MAX_PAGES):
@@ -148,6 +159,15 @@ class FhirClient:
             if isinstance(page, Failure):
                 return
             url = next_link(page.resource())
+            if url is not None and _absolute(url) and not under_base(url, self.base_url):
+                rebased = on_base(url, self.base_url)
+                if rebased is None:
+                    yield Failure(
+                        "permanent",
+                        f"paging stopped: the next link points outside the partner's base URL ({_origin(url)})",
+                    )
+                    return
+                url = rebased
             query = None  # a next link carries the whole query
         yield Failure("permanent", f"more than {MAX_PAGES} pages: the server's next links loop")
 
@@ -157,6 +177,48 @@ def next_link(bundle: Mapping[str, Any]) -> str | None:
         if link.get("relation") == "next" and link.get("url"):
             return str(link["url"])
     return None
+
+
+def under_base(url: str, base_url: str) -> bool:
+    """True when `url` has the scheme, host and port of `base_url` and its path is the base path or under it
+    (no `..` segment, encoded or not, to climb out of it)."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return False
+    if (target.scheme, target.host.lower(), target.port) != (base.scheme, base.host.lower(), base.port):
+        return False
+    if target.userinfo:
+        return False  # credentials in a link are not the partner's configuration
+    segments = target.path.split("/")
+    if any(s in (".", "..") for s in segments):
+        return False
+    base_path = base.path.rstrip("/")
+    return target.path == base_path or target.path.startswith(base_path + "/")
+
+
+def on_base(url: str, base_url: str) -> str | None:
+    """`url` moved onto the partner's scheme, host and port when its path is under the base path (a server that
+    names itself otherwise); None when it is not a path of the partner's FHIR base at all."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return None
+    moved = str(base.copy_with(path=target.path, query=target.query or None, fragment=None))
+    return moved if not target.userinfo and under_base(moved, base_url) else None
+
+
+def _absolute(path: str) -> bool:
+    return path.lower().startswith(("http://", "https://"))
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, for a message (never its path or query, which may carry search values)."""
+    try:
+        u = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "an unreadable URL"
+    return f"{u.scheme}://{u.host}" + (f":{u.port}" if u.port else "")
 
 
 def _json(content: bytes) -> Any:

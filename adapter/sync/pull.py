@@ -1,28 +1,48 @@
 """Pull: bring partners' updates back, incrementally.
 
-Per partner and resource type a cursor (the newest `meta.lastUpdated` seen) is stored durably. A pass searches
-``_lastUpdated=ge<cursor>`` and follows `next` links; every resource is stored as received with its source
-(``sync_received``, keyed by id and version, so a page seen twice stores nothing twice) and the cursor moves
-only when the pass completes: a pass cut short is simply repeated. ``ge``, not ``gt``: resources sharing the
-cursor's instant are never skipped; they are deduplicated by version.
+Per partner and resource type a cursor is stored durably. A pass searches ``_lastUpdated=ge<cursor>`` and follows
+`next` links (on the partner's own server only: client.py). A resource's version is its ``meta.versionId``, else
+its ``meta.lastUpdated``, else a hash of its body (:func:`version_key`): a page seen twice stores nothing twice,
+and a partner that keeps no version ids still delivers every change.
+
+Each page is taken in one transaction: every new version is stored as received with its source
+(``sync_received``) together with what it maps to (``sync_referral_updates``, ``sync_pulled_records``), so a
+crash never leaves a version counted as known whose effect was not applied. A malformed resource (an element of
+the wrong shape where the pull reads it, an id or instant FHIR does not allow) is reported in
+``PullReport.failures`` with its type, id and the problem, never its content, and skipped; the rest of its page
+is taken. It is not stored, so a pass that reads it again reports it again.
+
+The cursor moves only when the pass completes: a pass cut short is simply repeated. It moves to the newest
+``meta.lastUpdated`` seen, but never past the instant the search started on the server (the first page's
+``Bundle.meta.lastUpdated``, else its HTTP ``Date``): pages read one after the other are not a snapshot, and a
+resource changed while they were read may have moved past a page boundary unseen. When a pass of several pages
+sees a resource changed after the search started, the cursor stays where it was and the next pass reads the
+window again. A partner that sends neither time gets the newest ``meta.lastUpdated`` seen. ``ge``, not ``gt``:
+resources sharing the cursor's instant are never skipped; they are recognized by version.
 
 What the clinic's model has a place for is mapped back:
 
-* Task -> the status of the clinic's referral (accepted, declined with its reason, completed ...);
+* Task -> the status of the clinic's referral (task_status.py: accepted, declined with its reason, completed ...);
 * MedicationRequest -> a ``reported_medication`` record (prescribed outside the clinic);
 * Condition with an ICD-10-CM code -> a ``diagnosis`` record.
 
-Our own writes come back too (a partner's search returns what we pushed): a resource whose version is the
-one the partner acknowledged to us (``sync_deliveries``) is recognized and skipped.
+References are to the partner's ids; a partner that assigns its own ids (conditional mode) holds the clinic's
+Patients, ServiceRequests and Tasks under ids the ledger knows (``sync_deliveries.remote_id``): they are
+translated back to the adapter's ids before they are looked up. Our own writes come back too (a partner's search
+returns what we pushed): a resource whose version is the one the partner acknowledged to us is recognized and
+skipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,26 +53,18 @@ from adapter.pipeline import MappedChart
 from adapter.records import Diagnosis, ReportedMedication
 from adapter.sync import ledger
 from adapter.sync.client import FhirClient, Reply
+from adapter.sync.plan import Key
 from adapter.sync.retry import Failure
-from adapter.sync.store import cursors, received, referral_updates, upsert
+from adapter.sync.store import cursors, deliveries, pulled_records, received, referral_updates, upsert
+from adapter.sync.task_status import NEEDS_REVIEW, TASK_TO_REFERRAL
 
 STRICT = {"Prefer": "handling=strict"}
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 `id`
+_IN_BATCH = 400  # ids per IN (...) list
+_NO_REASON = "no reason given by the partner"  # a declined or cancelled referral needs one (records/referral.py)
 
-# FHIR R4 Task.status (http://hl7.org/fhir/task-status) -> the clinic's referral status (records/referral.py).
-# BSeR (http://hl7.org/fhir/us/bser) uses exactly these statuses for the recipient's answer to a referral.
-TASK_TO_REFERRAL = {
-    "requested": "sent",
-    "received": "sent",
-    "accepted": "accepted",
-    "rejected": "declined",
-    "cancelled": "cancelled",
-    "in-progress": "in-progress",
-    "on-hold": "accepted",
-    "completed": "completed",
-    "failed": "declined",
-}
 # MedicationRequest.status -> MedicationStatement-like status of a reported medication; absent: not mapped.
 MEDREQ_TO_REPORTED = {
     "active": "active",
@@ -73,36 +85,52 @@ class ClinicIndex:
     referral_by_request: Mapping[str, str]  # ServiceRequest id -> referral record id
     referral_status: Mapping[str, str]  # referral record id -> status in the clinic's records
     task_system: str  # identifier system of the clinic's referral Tasks
+    referral_by_task: Mapping[str, str] = field(default_factory=dict)  # Task id -> referral record id
 
     @classmethod
     def of(cls, charts: Sequence[MappedChart], fhir_base: str) -> ClinicIndex:
         patients: dict[str, tuple[str, str]] = {}
         by_request: dict[str, str] = {}
+        by_task: dict[str, str] = {}
         status: dict[str, str] = {}
         referral_system = f"{fhir_base}/sid/referral"
+        task_system = f"{fhir_base}/sid/referral-task"
         for chart in charts:
             chart_client = chart.records.client
             for r in chart.resources:
                 if r["resourceType"] == "Patient":
                     patients[r["id"]] = (chart.client_id, chart_client.program or "")
-                elif r["resourceType"] == "ServiceRequest":
+                elif r["resourceType"] in ("ServiceRequest", "Task"):
+                    system, into = (
+                        (referral_system, by_request)
+                        if r["resourceType"] == "ServiceRequest"
+                        else (task_system, by_task)
+                    )
                     for ident in r.get("identifier", []):
-                        if ident.get("system") == referral_system:
-                            by_request[r["id"]] = ident["value"]
+                        if ident.get("system") == system:
+                            into[r["id"]] = ident["value"]
             for ref in chart.records.referrals:
                 status[ref.id] = ref.status
-        return cls(patients, by_request, status, f"{fhir_base}/sid/referral-task")
+        return cls(patients, by_request, status, task_system, by_task)
 
 
 @dataclass
 class PullReport:
     partner_id: str
-    fetched: dict[str, int] = field(default_factory=dict)  # per type, resources seen
+    fetched: dict[str, int] = field(default_factory=dict)  # per type, new versions stored
     own: int = 0  # our own writes echoed back
     referral_updates: list[dict[str, Any]] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)  # clinic records mapped from partner data
+    records: list[dict[str, Any]] = field(default_factory=list)  # clinic records mapped from partner data (stored)
     not_mapped: int = 0  # stored as received; the clinic's model has no place for them
+    # One line each, no content: a search that failed, a malformed resource skipped, a Task to review.
     failures: list[str] = field(default_factory=list)
+
+
+class MalformedResourceError(ValueError):
+    """A partner resource whose element has a shape FHIR does not allow, where the pull reads it."""
+
+
+# --- cursor --------------------------------------------------------------------------------------------------
 
 
 def cursor(engine: Engine, partner_id: str, resource_type: str) -> str | None:
@@ -120,46 +148,80 @@ def _set_cursor(engine: Engine, partner_id: str, resource_type: str, value: str,
         upsert(conn, cursors, [row], ["last_updated", "updated_at"])
 
 
-def _store(
-    engine: Engine, partner_id: str, source: str, resources: Sequence[dict[str, Any]], now: float
-) -> list[dict[str, Any]]:
-    """Store the page as received; returns the resources whose version was not stored before (the news)."""
-    rows = []
-    for r in resources:
-        meta = r.get("meta") or {}
-        origin = source + (f" ({meta['source']})" if meta.get("source") else "")
-        rows.append(
-            {
-                "partner_id": partner_id,
-                "resource_type": r["resourceType"],
-                "remote_id": r["id"],
-                "version_id": str(meta.get("versionId") or ""),
-                "last_updated": meta.get("lastUpdated"),
-                "source": origin[:500],
-                "body": dumps(r).decode(),
-                "received_at": now,
-            }
-        )
-    with engine.begin() as conn:
-        known = set()
-        for rtype in {r["resource_type"] for r in rows}:
-            ids = [r["remote_id"] for r in rows if r["resource_type"] == rtype]
-            known |= {
-                (rtype, row.remote_id, row.version_id)
-                for row in conn.execute(
-                    select(received.c.remote_id, received.c.version_id).where(
-                        received.c.partner_id == partner_id,
-                        received.c.resource_type == rtype,
-                        received.c.remote_id.in_(ids),
-                    )
-                )
-            }
-        upsert(conn, received, rows, ["last_updated", "source", "body"])
-    return [
-        r
-        for r, row in zip(resources, rows, strict=True)
-        if (row["resource_type"], row["remote_id"], row["version_id"]) not in known
-    ]
+def _instant(text: object) -> datetime | None:
+    """A FHIR instant as an aware UTC datetime (partners differ: Z or +00:00, with or without fractions);
+    None when it is not one (no time zone, not a date-time)."""
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value.astimezone(UTC) if value.tzinfo is not None else None
+
+
+def search_started(page: Reply) -> tuple[str, datetime, timedelta] | None:
+    """When the server ran the search, from its first page: ``Bundle.meta.lastUpdated``, else the ``Date``
+    header (whole seconds, so the true instant lies up to a second later). None when the partner sends neither."""
+    meta = page.resource().get("meta")
+    stamp = meta.get("lastUpdated") if isinstance(meta, dict) else None
+    at = _instant(stamp)
+    if isinstance(stamp, str) and at is not None:
+        return stamp, at, timedelta(0)
+    try:
+        dated = parsedate_to_datetime(page.headers.get("date") or "")
+    except (TypeError, ValueError):
+        return None
+    if dated.tzinfo is None:
+        return None
+    dated = dated.astimezone(UTC)
+    return dated.strftime("%Y-%m-%dT%H:%M:%SZ"), dated, timedelta(seconds=1)
+
+
+@dataclass
+class _Window:
+    """What one pass saw of the partner's timeline; :meth:`next_cursor` says where the next pass starts."""
+
+    since: str | None
+    pages: int = 0
+    started: tuple[str, datetime, timedelta] | None = None
+    newest: tuple[str, datetime] | None = None
+    changed: bool = False  # a resource changed after the search started was seen
+
+    def page(self, reply: Reply) -> None:
+        self.pages += 1
+        if self.pages == 1:
+            self.started = search_started(reply)
+
+    def saw(self, resources: Iterable[Mapping[str, Any]]) -> None:
+        for r in resources:
+            meta = r.get("meta")
+            stamp = meta.get("lastUpdated") if isinstance(meta, dict) else None
+            at = _instant(stamp)
+            if not isinstance(stamp, str) or at is None:
+                continue
+            if self.newest is None or at > self.newest[1]:
+                self.newest = (stamp, at)
+            if self.started is not None and at >= self.started[1] + self.started[2]:
+                self.changed = True
+
+    def next_cursor(self) -> str | None:
+        """The new cursor, or None to leave it where it is."""
+        if self.newest is None:
+            return None
+        text, at = self.newest
+        if self.started is not None:
+            if self.changed and self.pages > 1:
+                return None  # pages may have shifted under the pass: read the window again
+            if at > self.started[1]:
+                text, at = self.started[0], self.started[1]
+        since_at = _instant(self.since)
+        if since_at is not None and at <= since_at:
+            return None
+        return text
+
+
+# --- the pass ------------------------------------------------------------------------------------------------
 
 
 def _search_pages(client: FhirClient, resource_type: str, since: str | None) -> Any:
@@ -181,142 +243,387 @@ def pull(
     report = PullReport(partner.id)
     for rtype in partner.pull:
         since = cursor(engine, partner.id, rtype)
-        newest = since
-        seen: list[dict[str, Any]] = []
+        window = _Window(since)
+        fetched = 0
         complete = True
         for page in _search_pages(client, rtype, since):
             if isinstance(page, Failure):
                 report.failures.append(f"{rtype}: {page.reason}")
                 complete = False
                 break
-            batch = _matches(page, rtype)
-            seen += _store(engine, partner.id, partner.base_url, batch, clock())
-            for r in batch:
-                stamp = (r.get("meta") or {}).get("lastUpdated")
-                if isinstance(stamp, str) and (newest is None or _instant_key(stamp) > _instant_key(newest)):
-                    newest = stamp
-        report.fetched[rtype] = len(seen)  # new versions only: a page seen again brings nothing
-        fresh = _not_ours(engine, partner.id, seen)
-        report.own += len(seen) - len(fresh)
-        for r in fresh:
-            _map_back(engine, partner.id, r, index, report, clock())
-        if complete and newest and newest != since:
-            _set_cursor(engine, partner.id, rtype, newest, clock())
+            batch = _matches(page, rtype, report)
+            if batch is None:
+                complete = False
+                break
+            window.page(page)
+            window.saw(batch)
+            fetched += _take(engine, partner.id, partner.base_url, batch, index, report, clock())
+        report.fetched[rtype] = fetched  # new versions only: a page seen again brings nothing
+        moved_to = window.next_cursor() if complete else None
+        if moved_to is not None:
+            _set_cursor(engine, partner.id, rtype, moved_to, clock())
     return report
 
 
-def _instant_key(text: str) -> str:
-    """Sortable UTC text of a FHIR instant (partners differ: Z or +00:00, with or without fractions)."""
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).isoformat()
-    except ValueError:
-        return text
-
-
-def _matches(page: Reply, rtype: str) -> list[dict[str, Any]]:
-    return [
-        e["resource"]
-        for e in page.resource().get("entry", []) or []
-        if isinstance(e.get("resource"), dict)
-        and e["resource"].get("resourceType") == rtype
-        and (e.get("search") or {}).get("mode", "match") == "match"
-        and e["resource"].get("id")
-    ]
-
-
-def _not_ours(engine: Engine, partner_id: str, resources: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop the versions the partner acknowledged to us: our own writes echoed back."""
-    keys = [(r["resourceType"], r["id"]) for r in resources]
-    known = ledger.lookup(engine, partner_id, keys)
-    by_remote = {(k[0], d.remote_id): d for k, d in known.items() if d.remote_id}
+def _matches(page: Reply, rtype: str, report: PullReport) -> list[dict[str, Any]] | None:
+    """The page's matches of `rtype`; None (reported) when the page is not a searchset Bundle at all."""
+    bundle = page.resource()
+    entries = bundle.get("entry") or []
+    if bundle.get("resourceType") != "Bundle" or not isinstance(entries, list):
+        report.failures.append(f"{rtype}: a search page is not a Bundle with an entry array; the pass is repeated")
+        return None
     out = []
-    for r in resources:
-        key = (r["resourceType"], r["id"])
-        d = known.get(key) or by_remote.get(key)
-        version = str((r.get("meta") or {}).get("versionId") or "")
-        if d is not None and d.version_id and d.version_id == version:
+    for n, e in enumerate(entries):
+        r = e.get("resource") if isinstance(e, dict) else None
+        search = e.get("search") if isinstance(e, dict) else None
+        mode = search.get("mode", "match") if isinstance(search, dict) else "match"
+        if not isinstance(r, dict) or r.get("resourceType") != rtype or mode != "match":
+            continue
+        rid = r.get("id")
+        if not isinstance(rid, str) or not _FHIR_ID.fullmatch(rid):
+            report.failures.append(f"{rtype} at entry {n}: skipped, its id is missing or not a FHIR id")
             continue
         out.append(r)
     return out
 
 
-def _ref_id(reference: Mapping[str, Any] | None, rtype: str) -> str | None:
-    text = str((reference or {}).get("reference") or "")
+def version_key(r: Mapping[str, Any]) -> str:
+    """What tells two versions of a partner's resource apart: ``meta.versionId``, else ``meta.lastUpdated``,
+    else a hash of the body (Meta.versionId is 0..1; a partner that keeps none still changes its resources)."""
+    meta = _obj(r, "meta", r["resourceType"])
+    version, stamp = meta.get("versionId"), meta.get("lastUpdated")
+    if version is not None and (not isinstance(version, str) or not _FHIR_ID.fullmatch(version)):
+        raise MalformedResourceError(f"{r['resourceType']}.meta.versionId is not a FHIR id")
+    if stamp is not None and _instant(stamp) is None:
+        raise MalformedResourceError(f"{r['resourceType']}.meta.lastUpdated is not an instant")
+    if version is not None or stamp is not None:
+        return str(version if version is not None else stamp)
+    canonical = json.dumps(r, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return "sha256-" + hashlib.sha256(canonical.encode()).hexdigest()[:56]
+
+
+def _take(
+    engine: Engine,
+    partner_id: str,
+    source: str,
+    batch: Sequence[dict[str, Any]],
+    index: ClinicIndex,
+    report: PullReport,
+    now: float,
+) -> int:
+    """Store a page's new versions with what they map to, in one transaction; returns how many were stored."""
+    keyed: list[tuple[dict[str, Any], str]] = []
+    for r in batch:
+        try:
+            keyed.append((r, version_key(r)))
+        except MalformedResourceError as exc:
+            _skipped(report, r, str(exc))
+    known = _known_versions(engine, partner_id, keyed)
+    fresh: list[tuple[dict[str, Any], str]] = []
+    for r, version in keyed:
+        if (r["resourceType"], r["id"], version) not in known:
+            known.add((r["resourceType"], r["id"], version))  # the same version twice on one page
+            fresh.append((r, version))
+    if not fresh:
+        return 0
+    ours = _adapter_ids(engine, partner_id, [k for r, _v in fresh for k in _partner_keys(r)])
+    echoed = _echoes(engine, partner_id, [r for r, _v in fresh], ours)
+    rows: dict[str, list[dict[str, Any]]] = {"received": [], "updates": [], "records": []}
+    effects: list[tuple[Mapping[str, Any], str, dict[str, Any] | None]] = []
+    for r, version in fresh:
+        rtype = r["resourceType"]
+        try:
+            effect = ("own", None) if (rtype, r["id"]) in echoed else _map_back(r, index, partner_id, ours)
+            rows["received"].append(_received_row(partner_id, source, r, version, now))
+        except MalformedResourceError as exc:
+            _skipped(report, r, str(exc))
+            continue
+        except (TypeError, AttributeError, LookupError, ValueError) as exc:  # a shape the checks above missed
+            _skipped(report, r, f"could not be read ({type(exc).__name__})")
+            continue
+        kind, value = effect
+        base = {"partner_id": partner_id, "received_at": now}
+        if kind == "referral" and value is not None:
+            rows["updates"].append({**base, **value})
+        elif kind == "record" and value is not None:
+            rows["records"].append(
+                {
+                    **base,
+                    "resource_type": rtype,
+                    "remote_id": r["id"],
+                    "version_id": version,
+                    "kind": value["kind"],
+                    "record_id": value["id"],
+                    "client_id": value["client"],
+                    "record": json.dumps(value, sort_keys=True),
+                }
+            )
+        effects.append((r, kind, value))
+    with engine.begin() as conn:
+        upsert(conn, received, rows["received"], ["last_updated", "source", "body"])
+        upsert(
+            conn, referral_updates, rows["updates"], ["status", "task_status", "reason", "changed_at", "received_at"]
+        )
+        upsert(conn, pulled_records, rows["records"], ["kind", "record_id", "client_id", "record", "received_at"])
+    for source_resource, kind, value in effects:  # reported only once stored
+        if kind == "review" and value is not None:
+            ref = f"{source_resource['resourceType']}/{source_resource['id']}"
+            report.failures.append(f"{ref}: needs review: {value['problem']}")
+        elif kind == "own":
+            report.own += 1
+        elif kind == "referral" and value is not None:
+            report.referral_updates.append(value)
+        elif kind == "record" and value is not None:
+            report.records.append(value)
+        elif kind == "none":
+            report.not_mapped += 1
+    return len(rows["received"])
+
+
+def _skipped(report: PullReport, r: Mapping[str, Any], problem: str) -> None:
+    report.failures.append(f"{r['resourceType']}/{r['id']}: skipped, malformed: {problem}")
+
+
+def _received_row(partner_id: str, source: str, r: Mapping[str, Any], version: str, now: float) -> dict[str, Any]:
+    meta = _obj(r, "meta", r["resourceType"])
+    origin = source + (f" ({meta['source']})" if meta.get("source") else "")
+    stamp = meta.get("lastUpdated")
+    return {
+        "partner_id": partner_id,
+        "resource_type": r["resourceType"],
+        "remote_id": r["id"],
+        "version_id": version,
+        "last_updated": stamp if _instant(stamp) is not None else None,
+        "source": origin[:500],
+        "body": dumps(r).decode(),
+        "received_at": now,
+    }
+
+
+def _known_versions(
+    engine: Engine, partner_id: str, keyed: Sequence[tuple[Mapping[str, Any], str]]
+) -> set[tuple[str, str, str]]:
+    by_type: dict[str, list[str]] = {}
+    for r, _version in keyed:
+        by_type.setdefault(r["resourceType"], []).append(r["id"])
+    known: set[tuple[str, str, str]] = set()
+    with engine.connect() as conn:
+        for rtype, ids in by_type.items():
+            for start in range(0, len(ids), _IN_BATCH):
+                stmt = select(received.c.remote_id, received.c.version_id).where(
+                    received.c.partner_id == partner_id,
+                    received.c.resource_type == rtype,
+                    received.c.remote_id.in_(ids[start : start + _IN_BATCH]),
+                )
+                known |= {(rtype, row.remote_id, row.version_id) for row in conn.execute(stmt)}
+    return known
+
+
+def _partner_keys(r: Mapping[str, Any]) -> list[Key]:
+    """The partner's ids a resource carries that may stand for the adapter's: its own, its subject, its focus."""
+    keys: list[Key] = [(r["resourceType"], r["id"])]
+    candidates = [(r.get("subject"), "Patient"), (r.get("for"), "Patient"), (r.get("focus"), "ServiceRequest")]
+    based_on = r.get("basedOn")
+    candidates += [(ref, "ServiceRequest") for ref in (based_on if isinstance(based_on, list) else [])]
+    for ref, rtype in candidates:
+        try:
+            rid = _ref_id(ref if isinstance(ref, dict) else {}, rtype, "")
+        except MalformedResourceError:
+            continue  # reported when the mapping reads it
+        if rid:
+            keys.append((rtype, rid))
+    return keys
+
+
+def _adapter_ids(engine: Engine, partner_id: str, keys: Sequence[Key]) -> dict[Key, str]:
+    """(type, partner's id) -> the adapter's id, for resources the partner holds under its own id (the ledger)."""
+    by_type: dict[str, set[str]] = {}
+    for rtype, rid in keys:
+        by_type.setdefault(rtype, set()).add(rid)
+    found: dict[Key, str] = {}
+    with engine.connect() as conn:
+        for rtype, id_set in by_type.items():
+            ids = sorted(id_set)
+            for start in range(0, len(ids), _IN_BATCH):
+                stmt = select(deliveries.c.resource_id, deliveries.c.remote_id).where(
+                    deliveries.c.partner_id == partner_id,
+                    deliveries.c.resource_type == rtype,
+                    deliveries.c.remote_id.in_(ids[start : start + _IN_BATCH]),
+                )
+                for row in conn.execute(stmt):
+                    if row.remote_id != row.resource_id:
+                        found[(rtype, row.remote_id)] = row.resource_id
+    return found
+
+
+def _echoes(
+    engine: Engine, partner_id: str, resources: Sequence[Mapping[str, Any]], ours: Mapping[Key, str]
+) -> set[Key]:
+    """The (type, partner's id) of our own writes echoed back: the version the partner acknowledged to us."""
+    local = {(r["resourceType"], _local(r["resourceType"], r["id"], ours)): r for r in resources}
+    out: set[Key] = set()
+    for key, d in ledger.lookup(engine, partner_id, list(local)).items():
+        r = local[key]
+        meta = r.get("meta")
+        version = meta.get("versionId") if isinstance(meta, dict) else None
+        if d.version_id and isinstance(version, str) and d.version_id == version:
+            out.add((r["resourceType"], r["id"]))
+    return out
+
+
+def _local(rtype: str, rid: str, ours: Mapping[Key, str]) -> str:
+    return ours.get((rtype, rid), rid)
+
+
+# --- mapping back (pure: the resource, the clinic's index and the ledger's id translation) ---------------------
+
+
+def _map_back(
+    r: Mapping[str, Any], index: ClinicIndex, partner_id: str, ours: Mapping[Key, str]
+) -> tuple[str, dict[str, Any] | None]:
+    """What a partner's resource means for the clinic: ("referral", update), ("record", record),
+    ("review", problem) or ("none", None)."""
+    rtype = r["resourceType"]
+    if rtype == "Task":
+        problem = task_review(r, index, ours)
+        if problem is not None:
+            return "review", {"problem": problem}
+        update = task_update(r, index, ours)
+        return ("referral", update) if update is not None else ("none", None)
+    record = None
+    if rtype == "MedicationRequest":
+        record = medication_record(r, index, partner_id, ours)
+    elif rtype == "Condition":
+        record = diagnosis_record(r, index, partner_id, ours)
+    return ("record", record) if record is not None else ("none", None)
+
+
+def _obj(node: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    value = node.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedResourceError(f"{where}.{name} is not an object")
+    return value
+
+
+def _objs(node: Mapping[str, Any], name: str, where: str) -> list[Mapping[str, Any]]:
+    value = node.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise MalformedResourceError(f"{where}.{name} is not an array of objects")
+    return value
+
+
+def _str(node: Mapping[str, Any], name: str, where: str, limit: int | None = None) -> str | None:
+    value = node.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or (limit is not None and len(value) > limit):
+        raise MalformedResourceError(
+            f"{where}.{name} is not a string" + (f" of at most {limit} characters" if limit else "")
+        )
+    return value
+
+
+def _ref_id(reference: Mapping[str, Any], rtype: str, where: str) -> str | None:
+    text = _str(reference, "reference", where) or ""
     parts = text.split("/_history/")[0].split("/")
     return parts[-1] if len(parts) >= 2 and parts[-2] == rtype else None
 
 
-def _map_back(
-    engine: Engine, partner_id: str, r: dict[str, Any], index: ClinicIndex, report: PullReport, now: float
-) -> None:
-    rtype = r["resourceType"]
-    if rtype == "Task":
-        update = task_update(r, index)
-        if update is None:
-            report.not_mapped += 1
-            return
-        row = {"partner_id": partner_id, **update, "received_at": now}
-        with engine.begin() as conn:
-            upsert(conn, referral_updates, [row], ["status", "task_status", "reason", "changed_at", "received_at"])
-        report.referral_updates.append(update)
-        return
-    record = medication_record(r, index, partner_id) if rtype == "MedicationRequest" else None
-    if rtype == "Condition":
-        record = diagnosis_record(r, index, partner_id)
-    if record is None:
-        report.not_mapped += 1
-    else:
-        report.records.append(record)
+def _concept_text(cc: Mapping[str, Any], where: str) -> str | None:
+    text = _str(cc, "text", where)
+    displays = (_str(c, "display", f"{where}.coding") for c in _objs(cc, "coding", where))
+    return text or next((d for d in displays if d), None)
 
 
-def task_update(task: Mapping[str, Any], index: ClinicIndex) -> dict[str, Any] | None:
+def _codes(cc: Mapping[str, Any], where: str, system: str | None = None) -> list[str]:
+    out = []
+    for c in _objs(cc, "coding", where):
+        code = _str(c, "code", f"{where}.coding")
+        if code and (system is None or _str(c, "system", f"{where}.coding") == system):
+            out.append(code)
+    return out
+
+
+def _task_referral(task: Mapping[str, Any], index: ClinicIndex, ours: Mapping[Key, str]) -> str | None:
+    """The clinic's referral a Task is about: by its identifier, by its id (ours), by the ServiceRequest it
+    fulfils; the partner's ids are translated to the adapter's first."""
+    for ident in _objs(task, "identifier", "Task"):
+        if _str(ident, "system", "Task.identifier") == index.task_system:
+            value = _str(ident, "value", "Task.identifier")
+            if value in index.referral_status:
+                return value
+    by_id = index.referral_by_task.get(_local("Task", task["id"], ours))
+    if by_id is not None:
+        return by_id
+    refs = [(_obj(task, "focus", "Task"), "Task.focus")]
+    refs += [(b, "Task.basedOn") for b in _objs(task, "basedOn", "Task")]
+    for ref, where in refs:
+        request_id = _ref_id(ref, "ServiceRequest", where)
+        if request_id:
+            referral = index.referral_by_request.get(_local("ServiceRequest", request_id, ours))
+            if referral is not None:
+                return referral
+    return None
+
+
+def task_review(task: Mapping[str, Any], index: ClinicIndex, ours: Mapping[Key, str] | None = None) -> str | None:
+    """Why a Task about one of the clinic's referrals needs a person (task_status.NEEDS_REVIEW), or None."""
+    meaning = NEEDS_REVIEW.get(_str(task, "status", "Task") or "")
+    if meaning is None or _task_referral(task, index, ours or {}) is None:
+        return None
+    return f"{meaning} (Task.status {task['status']}); the referral model has no such status, it is left unchanged"
+
+
+def task_update(
+    task: Mapping[str, Any], index: ClinicIndex, ours: Mapping[Key, str] | None = None
+) -> dict[str, Any] | None:
     """The referral status a partner's Task reports, or None when it is not about one of the clinic's
-    referrals or says nothing new."""
-    referral = next(
-        (i.get("value") for i in task.get("identifier", []) or [] if i.get("system") == index.task_system), None
-    )
-    if referral is None:
-        for ref in (task.get("focus"), *(task.get("basedOn") or [])):
-            request_id = _ref_id(ref, "ServiceRequest")
-            if request_id and request_id in index.referral_by_request:
-                referral = index.referral_by_request[request_id]
-                break
-    status = TASK_TO_REFERRAL.get(str(task.get("status")))
-    if referral is None or status is None:
+    referrals, has no referral status (task_status.py), or says nothing new."""
+    task_status = _str(task, "status", "Task")
+    status = TASK_TO_REFERRAL.get(task_status or "")
+    referral = _task_referral(task, index, ours or {})
+    if referral is None or status is None or task_status is None:
         return None
-    reason_cc = task.get("statusReason") or {}
-    reason = reason_cc.get("text") or next((c.get("display") for c in reason_cc.get("coding", []) or []), None)
-    if status == index.referral_status.get(referral) and not reason:
-        return None
+    reason = _concept_text(_obj(task, "statusReason", "Task"), "Task.statusReason")
+    meta = _obj(task, "meta", "Task")
+    changed_at = _str(task, "lastModified", "Task", 40) or _str(meta, "lastUpdated", "Task.meta", 40)
+    if status == index.referral_status.get(referral) and not reason and task_status != "on-hold":
+        return None  # on-hold maps to in-progress but is news: the partner paused the work
+    if status in ("declined", "cancelled") and not reason:
+        reason = _NO_REASON
     return {
         "referral_id": referral,
-        "task_version": str((task.get("meta") or {}).get("versionId") or ""),
+        "task_version": version_key(task),
         "status": status,
-        "task_status": str(task.get("status")),
+        "task_status": task_status,
         "reason": reason,
-        "changed_at": task.get("lastModified") or (task.get("meta") or {}).get("lastUpdated"),
+        "changed_at": changed_at,
     }
 
 
-def _patient(resource: Mapping[str, Any], index: ClinicIndex) -> tuple[str, str] | None:
-    pid = _ref_id(resource.get("subject"), "Patient")
-    return index.patients.get(pid) if pid else None
+def _patient(resource: Mapping[str, Any], index: ClinicIndex, ours: Mapping[Key, str]) -> tuple[str, str] | None:
+    where = f"{resource['resourceType']}.subject"
+    pid = _ref_id(_obj(resource, "subject", resource["resourceType"]), "Patient", where)
+    return index.patients.get(_local("Patient", pid, ours)) if pid else None
 
 
-def _concept_text(cc: Mapping[str, Any]) -> str | None:
-    return cc.get("text") or next((c.get("display") for c in cc.get("coding", []) or [] if c.get("display")), None)
-
-
-def medication_record(r: Mapping[str, Any], index: ClinicIndex, partner_id: str) -> dict[str, Any] | None:
+def medication_record(
+    r: Mapping[str, Any], index: ClinicIndex, partner_id: str, ours: Mapping[Key, str] | None = None
+) -> dict[str, Any] | None:
     """A partner's MedicationRequest for one of the clinic's clients -> a `reported_medication` record."""
-    who = _patient(r, index)
-    status = MEDREQ_TO_REPORTED.get(str(r.get("status")))
-    concept = r.get("medicationCodeableConcept") or {}
-    text = _concept_text(concept)
+    w = "MedicationRequest"
+    who = _patient(r, index, ours or {})
+    status = MEDREQ_TO_REPORTED.get(_str(r, "status", w) or "")
+    concept = _obj(r, "medicationCodeableConcept", w)
+    text = _concept_text(concept, f"{w}.medicationCodeableConcept")
     if who is None or status is None or not text:
         return None
-    rxnorm = next((c.get("code") for c in concept.get("coding", []) or [] if c.get("system") == RXNORM), None)
-    reported_at = r.get("authoredOn") or (r.get("meta") or {}).get("lastUpdated")
+    rxnorm = next(iter(_codes(concept, f"{w}.medicationCodeableConcept", RXNORM)), None)
+    reported_at = _str(r, "authoredOn", w) or _str(_obj(r, "meta", w), "lastUpdated", f"{w}.meta")
     record = {
         "kind": "reported_medication",
         "id": f"pulled-{partner_id}-{r['id']}"[:64],
@@ -325,24 +632,26 @@ def medication_record(r: Mapping[str, Any], index: ClinicIndex, partner_id: str)
         "drug": {"text": text, **({"rxnorm": rxnorm} if rxnorm else {})},
         "status": status,
         "reported_at": reported_at,
-        "prescriber_text": (r.get("requester") or {}).get("display") or f"partner {partner_id}",
+        "prescriber_text": _str(_obj(r, "requester", w), "display", f"{w}.requester") or f"partner {partner_id}",
     }
-    dosage = next((d.get("text") for d in r.get("dosageInstruction", []) or [] if d.get("text")), None)
+    dosages = (_str(d, "text", f"{w}.dosageInstruction") for d in _objs(r, "dosageInstruction", w))
+    dosage = next((d for d in dosages if d), None)
     if dosage:
         record["dosage_text"] = dosage
     return _valid(ReportedMedication, record)
 
 
-def diagnosis_record(r: Mapping[str, Any], index: ClinicIndex, partner_id: str) -> dict[str, Any] | None:
+def diagnosis_record(
+    r: Mapping[str, Any], index: ClinicIndex, partner_id: str, ours: Mapping[Key, str] | None = None
+) -> dict[str, Any] | None:
     """A partner's Condition coded in ICD-10-CM for one of the clinic's clients -> a `diagnosis` record."""
-    who = _patient(r, index)
-    code = next(
-        (c.get("code") for c in (r.get("code") or {}).get("coding", []) or [] if c.get("system") == ICD10CM), None
-    )
+    w = "Condition"
+    who = _patient(r, index, ours or {})
+    code = next(iter(_codes(_obj(r, "code", w), f"{w}.code", ICD10CM)), None)
     if who is None or not code:
         return None
-    clinical = next((c.get("code") for c in (r.get("clinicalStatus") or {}).get("coding", []) or []), "active")
-    verification = next((c.get("code") for c in (r.get("verificationStatus") or {}).get("coding", []) or []), None)
+    clinical = next(iter(_codes(_obj(r, "clinicalStatus", w), f"{w}.clinicalStatus")), "active")
+    verification = next(iter(_codes(_obj(r, "verificationStatus", w), f"{w}.verificationStatus")), None)
     record: dict[str, Any] = {
         "kind": "diagnosis",
         "id": f"pulled-{partner_id}-{r['id']}"[:64],
@@ -350,11 +659,11 @@ def diagnosis_record(r: Mapping[str, Any], index: ClinicIndex, partner_id: str) 
         "program": who[1],
         "code": code,
         "clinical_status": clinical,
-        "recorded_at": r.get("recordedDate") or (r.get("meta") or {}).get("lastUpdated"),
+        "recorded_at": _str(r, "recordedDate", w) or _str(_obj(r, "meta", w), "lastUpdated", f"{w}.meta"),
     }
     if verification:
         record["verification_status"] = verification
-    text = _concept_text(r.get("code") or {})
+    text = _concept_text(_obj(r, "code", w), f"{w}.code")
     if text:
         record["dsm5_text"] = text
     return _valid(Diagnosis, record)
@@ -369,6 +678,9 @@ def _valid(model: type[Diagnosis] | type[ReportedMedication], record: dict[str, 
     return record
 
 
+# --- what was pulled -----------------------------------------------------------------------------------------
+
+
 def referral_updates_of(engine: Engine, partner_id: str | None = None) -> list[dict[str, Any]]:
     """Every referral status change pulled so far, oldest first."""
     stmt = select(referral_updates).order_by(referral_updates.c.received_at)
@@ -376,6 +688,21 @@ def referral_updates_of(engine: Engine, partner_id: str | None = None) -> list[d
         stmt = stmt.where(referral_updates.c.partner_id == partner_id)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def pulled_records_of(engine: Engine, partner_id: str | None = None, *, latest: bool = True) -> list[dict[str, Any]]:
+    """The clinic records mapped from partners' resources (``sync_pulled_records``), oldest first, each row with
+    its ``record`` parsed. With `latest`, only the newest version of each record id (a partner's later version
+    of the same resource supersedes the earlier one)."""
+    stmt = select(pulled_records).order_by(pulled_records.c.received_at, pulled_records.c.version_id)
+    if partner_id is not None:
+        stmt = stmt.where(pulled_records.c.partner_id == partner_id)
+    with engine.connect() as conn:
+        rows = [{**dict(r._mapping), "record": json.loads(r.record)} for r in conn.execute(stmt)]
+    if not latest:
+        return rows
+    newest = {r["record_id"]: r for r in rows}
+    return [r for r in rows if newest[r["record_id"]] is r]
 
 
 def received_of(engine: Engine, partner_id: str, resource_type: str) -> list[dict[str, Any]]:

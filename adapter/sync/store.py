@@ -8,6 +8,8 @@ Tables (created on first use; the schema is small and additive, so no migration 
 * ``sync_cursors``    per partner and resource type: the `_lastUpdated` of the newest resource pulled.
 * ``sync_received``   resources pulled from partners, stored as received with their source.
 * ``sync_referral_updates``  Task status changes mapped back onto the clinic's referrals.
+* ``sync_pulled_records``    clinic records (``reported_medication``, ``diagnosis``) mapped from partners' resources,
+                             one per version of the source resource, as the record model accepts them.
 
 Times are epoch seconds (float): portable between SQLite and PostgreSQL and trivially comparable.
 """
@@ -106,6 +108,21 @@ referral_updates = Table(
     Column("reason", Text),
     Column("changed_at", String(40)),
     Column("received_at", Float, nullable=False),
+)
+
+pulled_records = Table(
+    "sync_pulled_records",
+    metadata,
+    Column("partner_id", String(64), primary_key=True),
+    Column("resource_type", String(64), primary_key=True),  # of the partner's source resource
+    Column("remote_id", String(64), primary_key=True),  # the partner's id of it
+    Column("version_id", String(64), primary_key=True),  # its version key (pull.version_key)
+    Column("kind", String(32), nullable=False),  # reported_medication | diagnosis
+    Column("record_id", String(64), nullable=False),  # `pulled-<partner>-<remote id>`: stable across versions
+    Column("client_id", String(128), nullable=False),
+    Column("record", Text, nullable=False),  # the record as JSON, valid for adapter.records
+    Column("received_at", Float, nullable=False),
+    Index("ix_sync_pulled_records_record", "record_id", "received_at"),
 )
 
 

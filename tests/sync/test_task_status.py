@@ -28,12 +28,21 @@ OURS = {
         ("accepted", "in-progress", True),
         ("accepted", "completed", True),
         ("in-progress", "accepted", False),  # the clinic's record is further along
-        ("completed", "rejected", False),  # an end state recorded by the clinic wins
-        ("cancelled", "accepted", False),  # the clinic withdrew the referral
-        ("entered-in-error", "completed", False),
+        ("cancelled", "accepted", False),  # the clinic withdraws a referral that is still open
+        ("entered-in-error", "in-progress", False),
         ("requested", "requested", False),
-        ("requested", "cancelled", False),  # only the requester cancels
         ("requested", None, False),
+        # Final states are final (R4 Task state machine): no re-push reopens or replaces them.
+        ("cancelled", "completed", True),
+        ("completed", "rejected", True),
+        ("entered-in-error", "completed", True),
+        ("requested", "cancelled", True),
+        ("in-progress", "failed", True),
+        ("completed", "entered-in-error", True),
+        # on-hold is the owner pausing work in progress: the clinic's in-progress has not seen it.
+        ("in-progress", "on-hold", True),
+        ("accepted", "on-hold", True),
+        ("on-hold", "in-progress", False),
     ],
 )
 def test_who_owns_the_status(ours: str, theirs: str | None, stands: bool) -> None:
@@ -62,3 +71,22 @@ def test_ours_is_sent_unchanged_when_the_partner_has_not_answered() -> None:
     assert keep_partner_status(OURS, None) is OURS
     withdrawn = {**OURS, "status": "cancelled"}
     assert keep_partner_status(withdrawn, {**OURS, "status": "accepted"}) is withdrawn
+
+
+def test_a_completed_referral_is_not_cancelled_by_a_re_push() -> None:
+    theirs = {**OURS, "status": "completed", "businessStatus": {"text": "Seen 2026-03-06"}}
+    ours = {**OURS, "status": "cancelled", "statusReason": {"text": "client moved"}}
+    sent = keep_partner_status(ours, theirs)
+    assert sent["status"] == "completed" and sent["businessStatus"] == {"text": "Seen 2026-03-06"}
+    assert "statusReason" not in sent  # the partner's status elements, absent ones included
+    validator.validate(sent)
+
+
+def test_the_owners_pause_is_not_undone_by_a_re_push() -> None:
+    theirs = {**OURS, "status": "on-hold", "statusReason": {"text": "waiting for records"}}
+    sent = keep_partner_status({**OURS, "status": "in-progress"}, theirs)
+    assert sent["status"] == "on-hold" and sent["statusReason"] == {"text": "waiting for records"}
+
+
+def test_a_partner_copy_without_a_readable_status_keeps_ours() -> None:
+    assert keep_partner_status(OURS, {**OURS, "status": {"code": "completed"}}) is OURS
