@@ -26,7 +26,8 @@ from adapter.sync.auth import SmartAuthenticator
 from adapter.sync.capabilities import resolve_modes
 from adapter.sync.outbox import Item
 from adapter.sync.partners import NoAuth, Partner, load_partners, select
-from adapter.sync.pull import ClinicIndex, PullReport, pull
+from adapter.sync.pull import PullReport, pull
+from adapter.sync.pulled import ClinicIndex
 from adapter.sync.push import PushReport
 from adapter.sync.release import ReleaseFn, consent_release
 from adapter.sync.retry import Failure

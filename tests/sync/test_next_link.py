@@ -10,7 +10,8 @@ import pytest
 
 from adapter.sync.auth import BearerAuthenticator
 from adapter.sync.client import FhirClient, under_base
-from adapter.sync.pull import ClinicIndex, cursor, pull
+from adapter.sync.pull import cursor, pull
+from adapter.sync.pulled import ClinicIndex
 from adapter.sync.retry import Failure
 from adapter.sync.store import open_store
 from tests.sync.conftest import no_wait, partner

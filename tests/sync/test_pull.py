@@ -20,7 +20,6 @@ from adapter.sync import pull as pull_mod
 from adapter.sync.client import FhirClient
 from adapter.sync.ledger import Mark
 from adapter.sync.pull import (
-    ClinicIndex,
     PullReport,
     cursor,
     pull,
@@ -28,6 +27,7 @@ from adapter.sync.pull import (
     received_of,
     referral_updates_of,
 )
+from adapter.sync.pulled import ClinicIndex
 from adapter.sync.store import open_store
 from tests.sync.conftest import no_wait, partner
 
