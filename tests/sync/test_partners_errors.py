@@ -190,3 +190,19 @@ def test_a_403_skips_the_partner_and_keeps_the_items_for_a_later_run(charts: lis
     assert refused.last_outcome is not None and refused.last_outcome["issue"][0]["code"] == "forbidden"
     assert len([r for r in fake.requests if r.method == "POST"]) == 1
     assert fake.store == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("partners:\n  - id: a\n    id: b\n", "key 'id' appears twice in one mapping (line 3, column 5)"),
+        ("partners: [a\n", "expected ',' or ']', but got '<stream end>' (line 2, column 1)"),
+    ],
+)
+def test_bad_yaml_is_one_line_naming_the_place(tmp_path: Path, text: str, problem: str) -> None:
+    """A key given twice would silently override the first (a second `push:`); PyYAML keeps the last."""
+    path = tmp_path / "partners.yaml"
+    path.write_text(text)
+    with pytest.raises(PartnerConfigError) as caught:
+        load_partners(path, {})
+    assert str(caught.value) == f"{path}: not valid YAML: {problem}"
