@@ -4,11 +4,14 @@ For each resource, in this order (the first rule that applies decides; docs/cons
 
 1. Directory entries (organizations, practitioners) are released only if a released resource references them;
    consent directives are not clinical data (the ones relied on are attached as copies, 42 CFR 2.32(b)).
-2. Psychotherapy notes and SUD counseling notes: only with an in-force, notes-only consent whose permit names
-   them (45 CFR 164.508(a)(2); 42 CFR 2.31(b)); never by default, never in an emergency; an explicit deny wins.
+2. Psychotherapy notes and SUD counseling notes (the adapter's note types, or anything labeled PSYTHPN or
+   HIPAAPsyNotes): only with an in-force, notes-only consent whose permit names them, names the recipient and
+   covers the purpose (45 CFR 164.508(a)(2), (c)(1)(iii)-(iv); 42 CFR 2.31(b)); never by default, never in an
+   emergency; an explicit deny wins.
 3. A medical emergency to medical personnel for treatment releases Part 2 data (42 CFR 2.51) and restricted
    HIPAA data (164.522(a)(1)(iii)), with immediate documentation.
-4. An explicit deny of an in-force consent denies: :func:`deny_overrides`.
+4. An explicit deny of a live consent denies: :func:`deny_overrides` (a consent whose permits cannot be relied
+   on, e.g. undated or malformed, still denies: fail closed).
 5. Part 2 data needs a permit from an in-force Part 2 consent that names the recipient and the purpose:
    :func:`part2_permit_requires_covering_consent`; otherwise denied (the default for Part 2 is DENY).
 6. Other data follows HIPAA: a consent permit that names the recipient; else a client-requested restriction
@@ -25,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapter.consent.consents import ConsentView, Provision, assess, parse_consent
+from adapter.consent.consents import ConsentView, Provision, Standing, parse_consent, standing
 from adapter.consent.labeler import LabeledBundle, ResourceLabels
 from adapter.consent.model import (
     ConsentAssessment,
@@ -53,12 +56,13 @@ class _Scored:
     view: ConsentView
     assessment: ConsentAssessment
     verdict: Verdict
+    denies: bool = True  # the consent's denies apply (Standing.denies)
 
 
 def deny_overrides(verdicts: Sequence[_Scored]) -> list[_Scored]:
-    """Combining rule across consents: any matching explicit deny of an in-force consent wins over every permit
+    """Combining rule across consents: any matching explicit deny of a live consent wins over every permit
     (whatever the consents' dates). Returns the denying consents (empty: no deny applies)."""
-    return [s for s in verdicts if s.verdict.effect == "deny"]
+    return [s for s in verdicts if s.verdict.effect == "deny" and s.denies]
 
 
 def part2_permit_requires_covering_consent(verdicts: Sequence[_Scored]) -> list[_Scored]:
@@ -128,7 +132,7 @@ def _decide_one(
     part2 = labels.part2
     in_force = [s for s in scored if (s.assessment.in_force_part2 if part2 else s.assessment.in_force_hipaa)]
     if labels.note_kind is not None:
-        return _notes(key, labels, in_force)
+        return _notes(key, labels, scored, in_force)
     if _emergency_applies(request):
         detail = request.emergency.description if request.emergency else ""
         if part2:
@@ -137,7 +141,7 @@ def _decide_one(
         return ResourceDecision(key, "permit", (Reason("HIPAA-EMERGENCY", None, detail),), (DOCUMENT_EMERGENCY,))
     not_medical = "recipient not attested as medical personnel, or purpose not treatment"
     refused = (Reason("PT2-EMERGENCY-NOT-MEDICAL", None, not_medical),) if request.emergency else ()
-    denies = deny_overrides(in_force)
+    denies = deny_overrides(scored)
     if denies:
         return ResourceDecision(key, "deny", (*_reasons("DEC-CONSENT-DENY", denies), *refused), (), part2)
     if part2:
@@ -145,18 +149,23 @@ def _decide_one(
     return _hipaa(key, in_force, request, refused)
 
 
-def _notes(key: str, labels: ResourceLabels, in_force: list[_Scored]) -> ResourceDecision:
-    """Psychotherapy / SUD counseling notes: only a separate, naming consent; never a default or an emergency."""
+def _notes(key: str, labels: ResourceLabels, scored: list[_Scored], in_force: list[_Scored]) -> ResourceDecision:
+    """Psychotherapy / SUD counseling notes: only a separate consent that names the notes, the recipient and the
+    purpose (45 CFR 164.508(c)(1)(iii)-(iv): an authorization names the recipient and describes each purpose; a
+    stricter test than ordinary PHI's, which needs only the recipient); never a default or an emergency."""
     part2 = labels.part2
-    denies = deny_overrides(in_force)
+    denies = deny_overrides(scored)
     if denies:
         return ResourceDecision(key, "deny", _reasons("DEC-CONSENT-DENY", denies), (), part2)
-    naming = [s for s in in_force if s.verdict.effect == "permit" and s.verdict.names_notes and _notes_only(s.view)]
+    separate = [s for s in in_force if s.verdict.effect == "permit" and s.verdict.names_notes and _notes_only(s.view)]
+    naming = [s for s in separate if s.verdict.names_recipient and s.verdict.names_purpose]
     if part2:
         naming = part2_permit_requires_covering_consent(naming)
     if not naming:
         combined = [s for s in in_force if s.verdict.names_notes and not _notes_only(s.view)]
         extra = _reasons("CNS-NOTES-NOT-SEPARATE", combined) if combined else ()
+        unnamed = [s for s in separate if not (s.verdict.names_recipient and s.verdict.names_purpose)]
+        extra += _reasons("NOTES-RECIPIENT-AND-PURPOSE", unnamed) if unnamed else ()
         return ResourceDecision(
             key, "deny", (Reason("NOTES-NEED-NAMING-CONSENT", None, labels.note_kind or ""), *extra)
         )
@@ -213,8 +222,9 @@ def decide(request: DisclosureRequest, consents: Sequence[dict[str, Any]], label
     graph = labeled.graph
     by_full_url = {n.full_url: n.key for n in graph if n.full_url}
     views = sorted((parse_consent(c, by_full_url) for c in consents), key=lambda v: v.key)
-    assessments = [assess(v, request, graph) for v in views]
-    live = [(v, a) for v, a in zip(views, assessments, strict=True) if a.in_force_part2 or a.in_force_hipaa]
+    standings = [standing(v, request, graph) for v in views]
+    assessments = [s.assessment for s in standings]
+    live: list[tuple[ConsentView, Standing]] = [(v, s) for v, s in zip(views, standings, strict=True) if s.denies]
     decisions: list[ResourceDecision] = []
     consent_keys = {v.key for v in views} | {n.key for n in graph if n.resource_type == "Consent"}
     for node in graph:
@@ -228,11 +238,11 @@ def decide(request: DisclosureRequest, consents: Sequence[dict[str, Any]], label
         subject = Subject(request, node, labels, graph)
         scored: list[_Scored] = []
         hlegal = False
-        for view, assessment in live:
+        for view, stand in live:
             verdict, excluded = evaluate(view, subject)
             hlegal = hlegal or excluded
             if verdict is not None:
-                scored.append(_Scored(view, assessment, verdict))
+                scored.append(_Scored(view, stand.assessment, verdict, stand.denies))
         decisions.append(_decide_one(node.key, labels, scored, hlegal, request))
     decisions = _patient_identity(decisions, labeled)
     decisions = _mark_relied_on_consents(decisions, labeled)

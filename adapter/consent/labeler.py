@@ -8,6 +8,10 @@
   (``data/propagation.yaml``) inherits its sensitivity and Part 2 status, until nothing changes.
 - Confidentiality: R for sensitive or Part 2 data, N for other patient data (DS4P).
 - Labels already present are kept as they are; ETH on input is read as SUD.
+- Notes: a psychotherapy note or SUD counseling note is one by the adapter's own DocumentReference.type code, or
+  by its labels (PSYTHPN or HIPAAPsyNotes in meta.security on input, e.g. from a partner): ``note_kind`` is set
+  and the notes rule of decide applies. THO has no label for SUD counseling notes: PSYTHPN on a Part 2 record
+  (without HIPAAPsyNotes) is one.
 
 Output resources are shallow rebuilds: the input Bundle, its resources and their shared sub-objects are never
 modified. A resource that needs no new label is returned as the same object.
@@ -217,8 +221,27 @@ def _propagate(graph: Graph, drafts: dict[str, _Draft]) -> None:
                 changed = True
 
 
+def _note_kind(draft: _Draft) -> str | None:
+    """The adapter's note type, else what the labels say: PSYTHPN or HIPAAPsyNotes make a note (a Part 2 record
+    labeled PSYTHPN without HIPAAPsyNotes is an SUD counseling note), labeled PSYTHPN (and HIPAAPsyNotes for a
+    psychotherapy note) like the adapter's own."""
+    if draft.note_kind is not None:
+        return draft.note_kind
+    if "PSYTHPN" not in draft.sensitivity and PSYCHOTHERAPY_NOTES_POLICY not in draft.policies:
+        return None
+    counseling = PART2 in draft.policies and PSYCHOTHERAPY_NOTES_POLICY not in draft.policies
+    kind = "sud-counseling-note" if counseling else "psychotherapy-note"
+    basis = Basis("LBL-NOTE-LABEL", kind)
+    if "PSYTHPN" not in draft.sensitivity:
+        draft.add(["PSYTHPN"], "sensitivity", basis)
+    if not counseling and PSYCHOTHERAPY_NOTES_POLICY not in draft.policies:
+        draft.add([PSYCHOTHERAPY_NOTES_POLICY], "policy", basis)
+    return kind
+
+
 def _finish(key: str, draft: _Draft) -> ResourceLabels:
     vocab = vocabulary()
+    note_kind = _note_kind(draft)
     sensitive = bool(draft.sensitivity or draft.policies)
     level = "R" if sensitive else "N"
     draft.add([level], "confidentiality", Basis("LBL-CONFIDENTIALITY", "sensitive or Part 2" if sensitive else "PHI"))
@@ -227,7 +250,7 @@ def _finish(key: str, draft: _Draft) -> ResourceLabels:
         sensitivity=frozenset(draft.sensitivity),
         policies=frozenset(draft.policies),
         confidentiality=vocab.highest_confidentiality(draft.confidentiality),
-        note_kind=draft.note_kind,
+        note_kind=note_kind,
         basis=tuple(draft.basis),
     )
 

@@ -2,23 +2,32 @@
 
 Every attribute a provision states (period, actor, action, purpose, securityLabel, class, code, dataPeriod,
 data) is a constraint; a provision matches when all of them hold. Each test answers yes, no or unknown (a
-reference that does not resolve, a class system the engine cannot judge, undated data): an unknown never lets a
-permit apply and always lets a deny apply (fail closed).
+reference that does not resolve, a class system the engine cannot judge, undated data, an attribute that could
+not be read): an unknown never lets a permit apply and always lets a deny apply (fail closed).
+
+Within one attribute, several values combine as R4 defines them: class "Multiple types are or'ed together", code
+"If this code is found in an instance, then the rule applies" (any), actor and purpose any, data any. Several
+security labels are conjunctive (STU3 stated it: "If more than one label is specified, all resources must have
+all the specified labels"; R4 kept the element and dropped the sentence) for a permit; a deny listing several
+labels denies data carrying any of them, since a reading that narrows a client's deny fails open (the clinic's
+own consent form lists denied categories this way).
 
 Combining rule within a consent: :func:`most_specific_provision`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
 from adapter.consent import timing
 from adapter.consent.consents import Actor, Code, ConsentView, Provision
 from adapter.consent.graph import Graph, Node, reference_key
 from adapter.consent.labeler import ResourceLabels
 from adapter.consent.model import DisclosureRequest
-from adapter.consent.vocab import V3_ACT_CODE, V3_ACT_REASON, V3_CONFIDENTIALITY, vocabulary
+from adapter.consent.vocab import V3_ACT_CODE, V3_ACT_REASON, V3_CONFIDENTIALITY, load_yaml, vocabulary
 from adapter.mappings.profiles import ADAPTER_CODES, RECIPIENT_CLASS_SYSTEM
 from adapter.terminology.icd10 import normalize_icd10cm
 
@@ -108,12 +117,33 @@ def _purpose(codes: tuple[Code, ...], subject: Subject, permit: bool) -> Tri:
 
 
 def _label(codes: tuple[Code, ...], subject: Subject, permit: bool) -> Tri:
+    """A deny covers data that carries any listed label. A permit covers data that carries, for each kind of label
+    it lists (confidentiality, sensitivity, policy), one of the labels of that kind: kinds narrow each other
+    (42CFRPart2 + ETHUD: the program's alcohol-use data), labels of one kind are alternatives (MH + SUD: a consent
+    form's categories, mental health or substance use)."""
     vocab = vocabulary()
     labels = subject.labels.codes
-    return _any(
-        vocab.label_covers(code, labels, permit=permit) if system in (V3_ACT_CODE, V3_CONFIDENTIALITY) else None
-        for system, code in codes
-    )
+    by_kind: dict[str, list[Tri]] = {}
+    for system, code in codes:
+        covered = (
+            vocab.label_covers(code, labels, permit=permit) if system in (V3_ACT_CODE, V3_CONFIDENTIALITY) else None
+        )
+        by_kind.setdefault(_label_kind(system, code), []).append(covered)
+    if not permit:
+        return _any(result for results in by_kind.values() for result in results)
+    return _all(_any(results) for results in by_kind.values())
+
+
+def _label_kind(system: str, code: str) -> str:
+    """The DS4P field a label belongs to; an unknown label is a kind of its own (it must hold by itself)."""
+    vocab = vocabulary()
+    if system == V3_CONFIDENTIALITY:
+        return "confidentiality"
+    if system == V3_ACT_CODE and vocab.is_sensitivity(code):
+        return "sensitivity"
+    if system == V3_ACT_CODE and code in vocab.policy_display:
+        return "policy"
+    return f"{system}|{code}"
 
 
 def _class(codes: tuple[Code, ...], subject: Subject) -> Tri:
@@ -160,10 +190,7 @@ def _data(items: tuple[tuple[str, str], ...], subject: Subject) -> Tri:
         if meaning == "dependents":  # the instance and what refers to it
             return node.key == target.key or target.key in refers_to
         if meaning == "authoredby":
-            return any(
-                r.target == target.key and r.path.rsplit(".", 1)[-1] in ("author", "recorder", "requester")
-                for r in node.references
-            )
+            return authored_by(node, target.key, graph)
         return None
 
     return _any(one(m, r) for m, r in items)
@@ -192,7 +219,72 @@ def matches(provision: Provision, subject: Subject, permit: bool) -> tuple[Tri, 
         tests["dataPeriod"] = None if moment is None else timing.within(moment, provision.data_period)
     if provision.data:
         tests["data"] = _data(provision.data, subject)
+    for name in provision.malformed & _ATTRIBUTES:
+        tests[name] = None  # present but unreadable: cannot tell
     return _all(tests.values()), tests
+
+
+_ATTRIBUTES = frozenset(
+    {"period", "actor", "action", "purpose", "securityLabel", "class", "code", "dataPeriod", "data"}
+)
+
+
+@cache
+def _authorship() -> tuple[frozenset[str], frozenset[str], frozenset[tuple[str, str]]]:
+    """(root elements naming the author in any resource type, "Type.element" paths of the types the adapter
+    emits, Provenance.agent.type codings that make agent.who the author of the targets); data/vocabulary.yaml."""
+    raw = load_yaml("vocabulary.yaml")["authorship"]
+    vocab = vocabulary()
+    paths = frozenset(f"{rtype}.{e}" for rtype, elements in raw["by_type"].items() for e in elements)
+    agents = frozenset((vocab.canonical_system(a["system"]), a["code"]) for a in raw["provenance_author_types"])
+    return frozenset(raw["any_type"]), paths, agents
+
+
+def _provenance_author(agent: Mapping[str, Any], target: str, by_full_url: Mapping[str, str]) -> Tri:
+    """Does this Provenance.agent name `target` as the author? Unknown when the agent states no type."""
+    who = agent.get("who")
+    text = who.get("reference") if isinstance(who, Mapping) else None
+    if not isinstance(text, str) or reference_key(text, by_full_url) != target:
+        return False
+    kind = agent.get("type")
+    if kind is None:
+        return None
+    codings = kind.get("coding") if isinstance(kind, Mapping) else None
+    author_types = _authorship()[2]
+    vocab = vocabulary()
+    return any(
+        isinstance(c, Mapping) and (vocab.canonical_system(str(c.get("system"))), c.get("code")) in author_types
+        for c in (codings if isinstance(codings, list) else ())
+    )
+
+
+def authored_by(node: Node, target: str, graph: Graph) -> Tri:
+    """Consent.provision.data meaning "authoredby": is the resource authored (recorded, requested, performed) by
+    `target`? By its own authorship elements, or by a Provenance of the Bundle that targets it and names `target`
+    as an author agent (the Provenance itself counts as authored by its author agents too)."""
+    any_type, paths, _ = _authorship()
+    for ref in node.references:
+        if ref.target != target:
+            continue
+        root_element = ref.path.count(".") == 1 and ref.path.split(".")[1] in any_type
+        if root_element or ref.path in paths:
+            return True
+    provenances = [node] if node.resource_type == "Provenance" else []
+    provenances += [
+        p
+        for p in graph
+        if p.resource_type == "Provenance"
+        and p is not node
+        and any(r.target == node.key and r.path == "Provenance.target" for r in p.references)
+    ]
+    by_full_url = {n.full_url: n.key for n in graph if n.full_url} if provenances else {}
+    results: list[Tri] = []
+    for provenance in provenances:
+        agents = provenance.resource.get("agent")
+        for agent in agents if isinstance(agents, list) else ():
+            if isinstance(agent, Mapping):
+                results.append(_provenance_author(agent, target, by_full_url))
+    return _any(results)
 
 
 def _names_notes(provision: Provision, tests: dict[str, Tri]) -> bool:

@@ -5,6 +5,8 @@
 - Other references to withheld or absent data are removed element-aware (CarePlan.addresses, reasonReference,
   supportingInfo, hasMember, Provenance.target ...); a backbone element or extension left empty goes with them.
 - A resource that lost anything gets a regenerated narrative (title/status only), never the original text.
+- A Consent is released only as the copy of the consent (42 CFR 2.32(b)) and goes out as signed: never pruned,
+  its narrative kept. A reference of it to withheld data becomes a logical reference (:func:`logical_references`).
 - Organizations and practitioners are released only when a released resource references them.
 
 All rebuilds are shallow and only along the changed path: inputs are never modified.
@@ -32,7 +34,7 @@ class Redaction:
     released: tuple[str, ...]  # keys in Bundle order
     resources: Mapping[str, Resource]  # key -> released (pruned) resource
     cascaded: Mapping[str, str]  # key -> why: the withheld target it depended on
-    pruned: Mapping[str, tuple[str, ...]]  # key -> the references removed from it
+    pruned: Mapping[str, tuple[str, ...]]  # key -> the references removed from it (made logical in a consent copy)
     unreferenced: tuple[str, ...]  # directory entries left out
 
 
@@ -107,6 +109,42 @@ def _prune_member(member: Any, type_name: str, gone: Callable[[Any], bool]) -> A
     return prune(member, type_name, gone)
 
 
+URI_SYSTEM = "urn:ietf:rfc:3986"
+
+
+def logical_references(
+    value: Any, gone: Callable[[Any], bool], absolute: Callable[[str], str | None], top: bool = True
+) -> Any:
+    """`value` with every Reference for which `gone` is true turned into a logical reference: its literal
+    `reference` is left out and the same target is named in `identifier` (system urn:ietf:rfc:3986, the target's
+    absolute URL as `absolute` gives it; the reference as written when there is none), with `type` from it.
+    Everything else, narrative included, is kept as it is. The same object when nothing changed.
+
+    R4 Reference.identifier is meant for a target that "is not available through a FHIR server": the recipient
+    cannot resolve it, yet the copy still says, in the words it was signed with, which record it names."""
+    if isinstance(value, list):
+        items = [logical_references(v, gone, absolute, False) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if not isinstance(value, dict):
+        return value
+    text = value.get("reference")
+    if isinstance(text, str) and gone(value):
+        out = {k: v for k, v in value.items() if k != "reference"}
+        key = reference_key(text, {})
+        if "type" not in out and key is not None:
+            out["type"] = key.partition("/")[0]
+        if "identifier" not in out:
+            url = absolute(text)
+            out["identifier"] = {"system": URI_SYSTEM, "value": url} if url else {"value": text}
+        return out
+    changed = {
+        name: new
+        for name, item in value.items()
+        if not (top and name == "meta") and (new := logical_references(item, gone, absolute, False)) is not item
+    }
+    return {k: changed.get(k, v) for k, v in value.items()} if changed else value
+
+
 def regenerated_text(resource: Mapping[str, Any]) -> dict[str, Any]:
     """A narrative generated from what is left: title (or type) and status. The original text may describe
     what was withheld, so it is never kept."""
@@ -142,6 +180,7 @@ def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str])
     directory entries they reference, with every reference to anything else removed."""
     clinical = {n.key for n in graph if not n.is_directory and n.key in permitted}
     kept = clinical | {n.key for n in graph if n.is_directory}
+    verbatim = {k for k in clinical if graph.by_key[k].resource_type == "Consent"}  # copies of the consent
     cascaded: dict[str, str] = {}
     pruned: dict[str, Resource] = {}
     progress = True
@@ -161,6 +200,9 @@ def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str])
             node = graph.by_key[key]
             if not any(_gone(r, kept) for r in node.references):
                 continue
+            if key in verbatim:
+                pruned[key] = logical_references(resources[key], gone, _absolute_fn(graph, node))
+                continue
             result = prune(resources[key], node.resource_type, gone, root=True)
             if result is _DROP:
                 cascaded[key] = "a required reference"
@@ -175,7 +217,7 @@ def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str])
         resource = pruned.get(key, resources[key])
         if key in pruned:
             removed[key] = tuple(r.reference for r in graph.by_key[key].references if _gone(r, kept))
-            if "text" in resource:
+            if "text" in resource and key not in verbatim:
                 resource = {k: (regenerated_text(resource) if k == "text" else v) for k, v in resource.items()}
         out[key] = resource
     directory = _directory_closure(graph, set(out), out, set(pruned))
@@ -184,6 +226,25 @@ def redact(graph: Graph, resources: Mapping[str, Resource], permitted: set[str])
     released = tuple(n.key for n in graph if n.key in out)
     unreferenced = tuple(n.key for n in graph if n.is_directory and n.key not in directory)
     return Redaction(released, out, cascaded, removed, unreferenced)
+
+
+def _absolute_fn(graph: Graph, node: Node) -> Callable[[str], str | None]:
+    """The absolute URL a reference written in `node` names: as written when absolute, else the target entry's
+    fullUrl, else resolved against the base of `node`'s own fullUrl (FHIR's rule for relative references)."""
+
+    def absolute(text: str) -> str | None:
+        if text.startswith(("http://", "https://", "urn:")):
+            return text
+        target = graph.get(reference_key(text, {}))
+        if target is not None and target.full_url:
+            return target.full_url
+        own = node.full_url or ""
+        suffix = f"/{node.key}"
+        if own.startswith(("http://", "https://")) and own.endswith(suffix):
+            return f"{own[: -len(suffix)]}/{text}"
+        return None
+
+    return absolute
 
 
 def _directory_closure(graph: Graph, roots: set[str], released: Mapping[str, Resource], pruned: set[str]) -> set[str]:

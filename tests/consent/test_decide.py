@@ -220,3 +220,161 @@ def test_consent_of_another_patient_or_scope_is_ignored(mapped: dict[str, Mapped
     assert status(decision, mapped, "cl-09", "Condition", "dx-09-panic") == "permit"
     rules = {r.rule for a in decision.consents for r in a.reasons}
     assert {"CNS-OTHER-PATIENT", "CNS-SCOPE"} <= rules
+
+
+# --- several values in one attribute -----------------------------------------------------------------------
+def test_a_permit_listing_several_labels_needs_them_all(mapped: dict[str, MappedChart], ctx: MappingContext) -> None:
+    """A Part 2 permit for alcohol-use data of the program (42CFRPart2 + ETHUD) does not release its opioid
+    diagnosis (42CFRPart2, SUD, OPIOIDUD)."""
+    when = datetime.fromisoformat("2026-01-10T10:00:00-05:00")
+    p = patient(mapped, "cl-02")
+
+    def permit(*labels: str) -> dict[str, Any]:
+        return {
+            "type": "permit",
+            "actor": [northfield_actor(ctx)],
+            "purpose": [{"system": REASON, "code": "TREAT"}],
+            "securityLabel": [{"system": ACT, "code": c} for c in labels],
+        }
+
+    alcohol = run(mapped, "cl-02", [consent(p, permit("42CFRPart2", "ETHUD"), part2=True)], instant=when)
+    assert status(alcohol, mapped, "cl-02", "Condition", "dx-02-oud") == "deny"
+    sud = run(mapped, "cl-02", [consent(p, permit("42CFRPart2", "SUD"), part2=True)], instant=when)
+    assert status(sud, mapped, "cl-02", "Condition", "dx-02-oud") == "permit"  # both labels cover it
+
+
+def test_a_deny_listing_several_labels_denies_any_of_them(mapped: dict[str, MappedChart], ctx: MappingContext) -> None:
+    """The clinic's consent form lists denied categories as the labels of one deny: reading them as "all" would
+    narrow what the client denied."""
+    p = patient(mapped, "cl-09")
+    deny = {"type": "deny", "actor": [northfield_actor(ctx)], "securityLabel": [{"system": ACT, "code": "HIV"}]}
+    assert status(run(mapped, "cl-09", [consent(p, deny)]), mapped, "cl-09", "Condition", "dx-09-panic") == "permit"
+    deny["securityLabel"] = [{"system": ACT, "code": "HIV"}, {"system": ACT, "code": "MH"}]
+    assert status(run(mapped, "cl-09", [consent(p, deny)]), mapped, "cl-09", "Condition", "dx-09-panic") == "deny"
+
+
+def test_classes_and_codes_match_on_any_one(mapped: dict[str, MappedChart], ctx: MappingContext) -> None:
+    """R4: class "Multiple types are or'ed together"; code "If this code is found in an instance"."""
+    p = patient(mapped, "cl-09")
+    base = {"type": "permit", "actor": [northfield_actor(ctx)], "purpose": [{"system": REASON, "code": "HRESCH"}]}
+    types = "http://hl7.org/fhir/resource-types"
+    by_class = base | {"class": [{"system": types, "code": "Observation"}, {"system": types, "code": "Condition"}]}
+    decision = run(mapped, "cl-09", [consent(p, by_class)], purpose="HRESCH")
+    assert status(decision, mapped, "cl-09", "Condition", "dx-09-panic") == "permit"
+    assert status(decision, mapped, "cl-09", "DocumentReference", "note-09-progress") == "deny"
+    icd = "http://hl7.org/fhir/sid/icd-10-cm"
+    by_code = base | {
+        "code": [{"coding": [{"system": icd, "code": "F32.9"}]}, {"coding": [{"system": icd, "code": "F41.0"}]}]
+    }
+    decision = run(mapped, "cl-09", [consent(p, by_code)], purpose="HRESCH")
+    assert status(decision, mapped, "cl-09", "Condition", "dx-09-panic") == "permit"
+
+
+# --- authoredby ----------------------------------------------------------------------------------------------
+def _practitioner(mapped: dict[str, MappedChart], client: str, npi: str) -> str:
+    return next(
+        key(e["resource"])
+        for e in mapped[client].bundle["entry"]
+        if e["resource"]["resourceType"] == "Practitioner" and identifier_value(e["resource"]) == npi
+    )
+
+
+def test_authoredby_covers_every_authorship_element(mapped: dict[str, MappedChart]) -> None:
+    """A deny of what Mr. Castillo authored withholds the observations he performed, the answers he recorded,
+    the goals he set and the notes he wrote; what merely names him as the requested performer is not his."""
+    castillo = _practitioner(mapped, "cl-16", "1573092842")
+    deny = {"type": "deny", "data": [{"meaning": "authoredby", "reference": {"reference": castillo}}]}
+    decision = run(
+        mapped,
+        "cl-16",
+        [consent(patient(mapped, "cl-16"), deny)],
+        instant=datetime.fromisoformat("2026-10-26T10:00:00-04:00"),
+    )
+    labeled = label(mapped["cl-16"].bundle)
+    observed = [
+        n.key
+        for n in labeled.graph
+        if n.resource_type == "Observation"
+        and any(r.path == "Observation.performer" and r.target == castillo for r in n.references)
+        and not labeled.labels[n.key].part2
+    ]
+    assert observed
+    for k in observed:
+        item = decision.of(k)
+        assert item is not None and item.status == "deny" and "DEC-CONSENT-DENY" in item.rules, k
+    for rtype, value in (("QuestionnaireResponse", "asm-16-phq9"), ("DocumentReference", "note-16-tue-progress")):
+        assert status(decision, mapped, "cl-16", rtype, value) == "deny"
+    assert status(decision, mapped, "cl-16", "Condition", "dx-16-mdd") == "permit"  # recorded by Dr. Okafor
+
+
+def test_authoredby_through_a_provenance(mapped: dict[str, MappedChart], ctx: MappingContext) -> None:
+    """A Provenance whose author agent is the practitioner makes its targets authored by them; an agent with no
+    type cannot be told apart (a deny applies, a permit does not)."""
+    chart = mapped["cl-09"]
+    panic = next(key(r) for r in chart.resources if identifier_value(r) == "dx-09-panic")
+    author = _practitioner(mapped, "cl-16", "1573092842")  # not the recorder of the diagnosis
+    practitioner = next(e for e in mapped["cl-16"].bundle["entry"] if key(e["resource"]) == author)
+
+    def with_provenance(agent_type: dict[str, Any] | None) -> dict[str, Any]:
+        agent: dict[str, Any] = {"who": {"reference": author}}
+        if agent_type is not None:
+            agent["type"] = agent_type
+        provenance = {
+            "resourceType": "Provenance",
+            "id": "prov-authored",
+            "target": [{"reference": panic}],
+            "recorded": "2026-01-01T10:00:00-05:00",
+            "agent": [agent],
+        }
+        entries = [
+            *chart.bundle["entry"],
+            practitioner,
+            {"fullUrl": f"{ctx.fhir_base}/Provenance/prov-authored", "resource": provenance},
+        ]
+        return {**chart.bundle, "entry": entries}
+
+    p = patient(mapped, "cl-09")
+    data = [{"meaning": "authoredby", "reference": {"reference": author}}]
+    deny = consent(p, {"type": "deny", "data": data})
+    permit = consent(
+        p,
+        {
+            "type": "permit",
+            "actor": [{"role": IRCP, "reference": {"identifier": {"system": NPI, "value": NORTHFIELD.value}}}],
+            "purpose": [{"system": REASON, "code": "HRESCH"}],
+            "data": data,
+        },
+    )
+    author_type = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}]
+    }
+    request = DisclosureRequest(recipient_organizations=(NORTHFIELD,), purpose="TREAT", instant=WHEN)
+    research = request.model_copy(update={"purpose": "HRESCH"})
+    cases = [(author_type, "deny", "permit"), (None, "deny", "deny"), ({"text": "Client agreement"}, "permit", "deny")]
+    for agent_type, under_deny, under_permit in cases:
+        labeled = label(with_provenance(agent_type))
+        denied = decide(request, [deny], labeled).of(panic)
+        permitted = decide(research, [permit], labeled).of(panic)
+        assert denied is not None and denied.status == under_deny, agent_type
+        assert permitted is not None and permitted.status == under_permit, agent_type
+
+
+def test_labels_of_one_kind_in_a_permit_are_alternatives(mapped: dict[str, MappedChart], ctx: MappingContext) -> None:
+    """A consent form's permitted categories (mental health, substance use) become the sensitivity labels of one
+    permit: data in either category is released, not only data in both."""
+    when = datetime.fromisoformat("2026-01-10T10:00:00-05:00")
+    p = patient(mapped, "cl-02")
+    permit = {
+        "type": "permit",
+        "actor": [northfield_actor(ctx)],
+        "purpose": [{"system": REASON, "code": "TREAT"}],
+        "securityLabel": [{"system": ACT, "code": "MH"}, {"system": ACT, "code": "OPIOIDUD"}],
+    }
+    decision = run(mapped, "cl-02", [consent(p, permit, part2=True)], instant=when)
+    assert status(decision, mapped, "cl-02", "Condition", "dx-02-oud") == "permit"  # OPIOIDUD, not MH
+    permit["securityLabel"] = [*permit["securityLabel"], {"system": ACT, "code": "42CFRPart2"}]
+    decision = run(mapped, "cl-02", [consent(p, permit, part2=True)], instant=when)
+    assert status(decision, mapped, "cl-02", "Condition", "dx-02-oud") == "permit"  # and Part 2: both kinds hold
+    permit["securityLabel"] = [{"system": ACT, "code": "MH"}, {"system": ACT, "code": "42CFRPart2"}]
+    decision = run(mapped, "cl-02", [consent(p, permit, part2=True)], instant=when)
+    assert status(decision, mapped, "cl-02", "Condition", "dx-02-oud") == "deny"  # Part 2, but not mental health

@@ -12,12 +12,13 @@ import pytest
 
 from adapter import fhir
 from adapter.consent import AuditRecord, DisclosureRequest, Emergency, Identifier, SqlAuditLog, enforce
+from adapter.consent.graph import reference_key
 from adapter.consent.notice import notice_text
 from adapter.errors import AuditError
 from adapter.pipeline import MappedChart
 from adapter.schema import validator
 from adapter.terminology.systems import NPI
-from tests.consent.harness import identifier_value, key
+from tests.consent.harness import identifier_value, key, walk_references
 
 MAPLE = Identifier(system=NPI, value="1384772053")
 NORTHFIELD = Identifier(system=NPI, value="1728035910")
@@ -268,3 +269,87 @@ def test_a_dangling_reference_in_meta_or_text_is_a_defect(mapped: dict[str, Mapp
     narrated = {**patient, "resource": {**patient["resource"], "text": {"extension": [ext], "status": "empty"}}}
     with pytest.raises(FhirValidationError, match="dangling"):
         _check_references([narrated], graph)
+
+
+def test_the_consent_copy_goes_out_as_signed(mapped: dict[str, MappedChart], audit_log: SqlAuditLog) -> None:
+    """42 CFR 2.32(b): the copy of the consent is the consent. A nested deny of one withheld diagnosis stays a deny
+    of that diagnosis (pruning its reference would make it a deny of everything), named by a logical reference
+    that does not dangle; the client's own narrative is kept."""
+    chart = mapped["cl-11"]
+    patient = next(key(r) for r in chart.resources if r["resourceType"] == "Patient")
+    diagnosis = next(key(r) for r in chart.resources if identifier_value(r) == "dx-11-aud")
+    maple = next(
+        key(r)
+        for r in chart.resources
+        if r["resourceType"] == "Organization" and any(i.get("value") == MAPLE.value for i in r.get("identifier", []))
+    )
+    narrative = (
+        '<div xmlns="http://www.w3.org/1999/xhtml"><p>Share my records with Maple, except one diagnosis.</p></div>'
+    )
+    signed = {
+        "resourceType": "Consent",
+        "id": "cns-copy",
+        "text": {"status": "additional", "div": narrative},
+        "status": "active",
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": patient},
+        "dateTime": "2026-01-05T10:00:00-05:00",
+        "performer": [{"reference": patient}],
+        "policyRule": {"coding": [{"system": ACT, "code": "42CFRPart2"}]},
+        "provision": {
+            "type": "permit",
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
+                        ]
+                    },
+                    "reference": {"reference": maple},
+                }
+            ],
+            "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+            "provision": [{"type": "deny", "data": [{"meaning": "instance", "reference": {"reference": diagnosis}}]}],
+        },
+    }
+    before = fhir.dumps(signed)
+    entries = [e for e in chart.bundle["entry"] if e["resource"]["resourceType"] != "Consent"]
+    bundle = {
+        **chart.bundle,
+        "entry": [
+            *entries,
+            {"fullUrl": "https://fhir.riverbend.example.org/fhir/Consent/cns-copy", "resource": signed},
+        ],
+    }
+    request = _request(instant=datetime.fromisoformat("2026-02-10T10:00:00-05:00"))
+    disclosure = enforce(bundle, request, [signed], audit=audit_log)
+    assert fhir.dumps(signed) == before
+    assert diagnosis not in disclosure.released
+    copy = next(e["resource"] for e in disclosure.bundle["entry"] if key(e["resource"]) == "Consent/cns-copy")
+    assert copy["text"] == signed["text"]
+    assert {k: v for k, v in copy.items() if k not in ("meta", "provision")} == {
+        k: v for k, v in signed.items() if k not in ("meta", "provision")
+    }
+    exception = copy["provision"]["provision"][0]
+    assert exception["type"] == "deny"
+    assert exception["data"] == [
+        {
+            "meaning": "instance",
+            "reference": {
+                "type": "Condition",
+                "identifier": {
+                    "system": "urn:ietf:rfc:3986",
+                    "value": f"https://fhir.riverbend.example.org/fhir/{diagnosis}",
+                },
+            },
+        }
+    ]
+    assert {k: v for k, v in copy["provision"].items() if k != "provision"} == {
+        k: v for k, v in signed["provision"].items() if k != "provision"
+    }
+    validator.validate(disclosure.bundle)
+    fhir.reference_validate(copy)
+    assert all(reference_key(r, {}) != diagnosis for r in walk_references(disclosure.bundle))

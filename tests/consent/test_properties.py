@@ -91,7 +91,8 @@ def _aimed_at(
 
 
 def _in_period(request: DisclosureRequest, consent: Mapping[str, Any]) -> bool:
-    """Independent oracle: date-only bounds, compared with the local date of the request instant."""
+    """Independent oracle: date-only bounds, compared with the local date of the request instant. A consent relied
+    on is signed on a known date (42 CFR 2.31(a); 45 CFR 164.508(c)(1)(vi)): an undated one is never in period."""
     day = request.instant.date()
     period = (consent.get("provision") or {}).get("period") or {}
     start, end = period.get("start"), period.get("end")
@@ -99,7 +100,8 @@ def _in_period(request: DisclosureRequest, consent: Mapping[str, Any]) -> bool:
     return (
         (not start or date.fromisoformat(start[:10]) <= day)
         and (not end or day <= date.fromisoformat(end[:10]))
-        and (not signed or date.fromisoformat(signed) <= day)
+        and bool(signed)
+        and date.fromisoformat(signed) <= day
     )
 
 
@@ -306,3 +308,40 @@ def test_trusting_a_validated_input_changes_nothing(data: st.DataObject) -> None
     assert fhir.dumps(fast.bundle) == fhir.dumps(full.bundle)
     assert fast.withheld == full.withheld
     assert [fhir.dumps(r.event) for r in trusted.records] == [fhir.dumps(r.event) for r in checked.records]
+
+
+def _outcomes(disclosure: Disclosure) -> dict[str, tuple[str, tuple[str, ...]]]:
+    return {d.resource: (d.status, d.rules) for d in disclosure.decision.resources}
+
+
+@PROPERTY
+@given(data=st.data())
+def test_a_grantee_among_the_performers_changes_nothing(data: st.DataObject) -> None:
+    """R4 Consent.performer may name the grantee: the clinic's Organization next to the signer changes no
+    decision (it neither signs nor voids a consent)."""
+    bundle, consents, request = _case(data)
+    clinic_org = next(
+        key(e["resource"])
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Organization"
+        and any(i.get("value") == "1655204174" for i in e["resource"].get("identifier", []))
+    )
+    with_grantee = [{**c, "performer": [*c.get("performer", []), {"reference": clinic_org}]} for c in consents]
+    before = enforce(bundle, request, consents, audit=MemoryLog())
+    after = enforce(bundle, request, with_grantee, audit=MemoryLog())
+    assert _outcomes(after) == _outcomes(before)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_an_undated_consent_never_releases_more(data: st.DataObject) -> None:
+    """Taking the signing date off a consent can only take releases away: its permits stop, its denies stay."""
+    bundle, consents, request = _case(data)
+    if not consents:
+        return
+    undated_id = data.draw(st.sampled_from([c["id"] for c in consents]))
+    undated = [{k: v for k, v in c.items() if k != "dateTime"} if c["id"] == undated_id else c for c in consents]
+    before = enforce(bundle, request, consents, audit=MemoryLog())
+    after = enforce(bundle, request, undated, audit=MemoryLog())
+    assert set(after.released) - {after.notice} <= set(before.released) - {before.notice}
+    assert all(r.id != undated_id for d in after.decision.resources for r in d.relied_on)
