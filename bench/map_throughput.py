@@ -229,13 +229,13 @@ def baseline(data: bytes, settings: Settings, reference: dict[str, Any]) -> tupl
         }
         qr_items = [
             {
-                "linkId": PHQ9_ITEMS[i],
+                "linkId": f"/{PHQ9_ITEMS[i]}",
                 "text": PHQ9_ITEM_TEXT[i],
                 "answer": [{"valueCoding": {"system": LOINC, "code": ANSWERS[v][0], "display": ANSWERS[v][1]}}],
             }
             for i, v in enumerate(values)
         ]
-        qr_items.append({"linkId": "44261-6", "text": TOTAL_DISPLAY, "answer": [{"valueInteger": total}]})
+        qr_items.append({"linkId": "/44261-6", "text": TOTAL_DISPLAY, "answer": [{"valueInteger": total}]})
         qr = {
             "resourceType": "QuestionnaireResponse",
             "id": qr_id,
