@@ -239,8 +239,10 @@ def to_fhir(asm: Assessment, ctx: MappingContext) -> list[Resource]:
         details: list[str] = []
         for rule in result.risk_rules:
             details += [item_obs[p.item] for p in rule.when if p.item and p.item in item_obs]
-            if any(p.total for p in rule.when) and total_id:
-                details.append(total_id)
+            if any(p.total for p in rule.when):
+                # Without a total (an incomplete form whose answers already make the band certain), the evidence
+                # is the answered items.
+                details += [total_id] if total_id else list(item_obs.values())
         if risk_id:
             details.append(risk_id)
         flags.append(risk_flag(asm, result.risk_rules, list(dict.fromkeys(details)), ctx))

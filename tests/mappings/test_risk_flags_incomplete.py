@@ -49,11 +49,15 @@ def test_a_certain_severe_band_raises_its_flag_without_a_total(
     chart = map_records(tmp_path, [_assessment(inst, answers)])
     (flag,) = of_type(chart, "Flag")
     assert flag["code"]["text"] == result.risk_rules[0].display  # "... total 20 or more": a bound, not a total
-    assert [e["valueCodeableConcept"]["coding"][0]["code"] for e in flag["extension"]] == ["PH"]  # high priority
+    priority = [e for e in flag["extension"] if "valueCodeableConcept" in e]
+    assert [e["valueCodeableConcept"]["coding"][0]["code"] for e in priority] == ["PH"]  # high priority
     observations = of_type(chart, "Observation")
     assert not [o for o in observations if "valueQuantity" in o]  # no total Observation
     (panel,) = [o for o in observations if "hasMember" in o]
     assert "no total score is reported" in panel["note"][0]["text"]
+    # flag-detail: the evidence is the answered items (there is no total to point at).
+    details = [e["valueReference"]["reference"] for e in flag["extension"] if "valueReference" in e]
+    assert details == [m["reference"] for m in panel["hasMember"]] and len(details) == len(answers)
 
 
 @pytest.mark.parametrize(
