@@ -103,3 +103,13 @@ def test_unknown_client_recipient_or_purpose_are_refused(client: TestClient, tok
     )
     assert bad_purpose.status_code == 422
     assert bad_purpose.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_disclosure_happens_now_the_body_names_no_instant(client: TestClient, token: TokenFactory) -> None:
+    """An instant from the body would let an expired consent release data today and file the disclosure under
+    another date: the API refuses the field."""
+    body = {"client": "cl-11", "recipient": "granite-mutual", "purpose": "HPAYMT", "at": "2025-12-15T12:00:00+00:00"}
+    response = client.post("/disclosures", json=body, headers=bearer(token("clinic-admin")))
+    assert response.status_code == 422
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert "at" in response.text

@@ -78,3 +78,11 @@ def test_no_part2_data_without_a_payment_consent(client: TestClient, token: Toke
     wholly_part2 = client.post("/ur-packages", json=BODY | {"client": "cl-02"}, headers=headers)
     assert wholly_part2.status_code == 409
     assert wholly_part2.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_package_is_built_now_the_body_names_no_instant(client: TestClient, token: TokenFactory) -> None:
+    """cl-11's consent for Granite Mutual ended 2025-12-31: an instant from the body could have revived it."""
+    body = {**BODY, "client": "cl-11", "at": "2025-12-15T12:00:00+00:00"}
+    response = client.post("/ur-packages", json=body, headers=bearer(token("clinic-admin")))
+    assert response.status_code == 422
+    assert response.json()["resourceType"] == "OperationOutcome"

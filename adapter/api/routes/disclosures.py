@@ -1,5 +1,9 @@
 """`POST /disclosures`: release a client's records to a recipient through the consent release point, with the
-decision report (what was withheld and why). Clinic staff only; every decision is audited by enforce."""
+decision report (what was withheld and why). Clinic staff only; every decision is audited by enforce.
+
+A disclosure happens now: consents are judged at the service's clock and the audit records that instant. The
+body has no instant (an expired consent must not release today, nor a disclosure be filed under another date).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from adapter.api.deps import ServicesDep, StaffCaller
 from adapter.disclosures import DisclosureAsk, disclose
@@ -23,7 +27,6 @@ class DisclosureBody(BaseModel):
         min_length=1, max_length=64, description="a partner id (partners file), an NPI, or a directory organization id"
     )
     purpose: str = Field(min_length=1, max_length=20, description="v3-ActReason purpose of use: TREAT, HPAYMT ...")
-    at: AwareDatetime | None = Field(None, description="the disclosure instant [default: now]")
     emergency: str | None = Field(
         None, min_length=1, max_length=500, description="nature of a bona fide medical emergency (42 CFR 2.51)"
     )

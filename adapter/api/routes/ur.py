@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, Field
 
 from adapter.api.deps import ServicesDep, StaffCaller
 from adapter.api.responses import fhir_response
@@ -20,19 +19,15 @@ from adapter.ur.service import ur_package
 router = APIRouter(tags=["utilization review"])
 
 
-class UrBody(UrAsk):
-    at: AwareDatetime | None = Field(None, description="the request instant [default: now]")
-
-
 @router.post(
     "/ur-packages",
     summary="Build a utilization-review package (PAS-shaped Bundle) for a payer: minimum necessary, consent-enforced",
     response_class=Response,
     responses={200: {"content": {"application/fhir+json": {}, "application/fhir+xml": {}}}},
 )
-async def create_ur_package(body: UrBody, request: Request, services: ServicesDep, caller: StaffCaller) -> Response:
-    ask = UrAsk(**body.model_dump(exclude={"at"}))
-    package = await run_in_threadpool(ur_package, services, ask, body.at, by=f"api token {caller.token_id}")
+async def create_ur_package(body: UrAsk, request: Request, services: ServicesDep, caller: StaffCaller) -> Response:
+    # Now, at the service's clock: a UR package is a disclosure to the payer (no instant from the body).
+    package = await run_in_threadpool(ur_package, services, body, by=f"api token {caller.token_id}")
     headers = {
         "X-Disclosure-Id": package.disclosure_id,
         "X-Withheld-Count": str(len(package.withheld)),
