@@ -15,7 +15,7 @@ from typing import Any
 from adapter.consent import AuditLog, DisclosureRequest, Identifier, enforce, label
 from adapter.consent.graph import key_of, reference_key, scan
 from adapter.consent.labeler import with_security
-from adapter.consent.vocab import rule
+from adapter.consent.vocab import V3_CONFIDENTIALITY, rule, vocabulary
 from adapter.errors import FhirValidationError, NothingReleasableError, Problem, UsageError
 from adapter.fhir import Resource, deterministic_id
 from adapter.mappings.context import fhir_instant
@@ -79,11 +79,20 @@ def _payer_identifiers(directory: Sequence[Resource], npi: str) -> list[Identifi
 
 
 def _labels_of(resources: Sequence[Resource]) -> list[dict[str, Any]]:
+    """The labels a resource built from `resources` carries: every sensitivity and policy label of them, and one
+    confidentiality code, their high-water mark (a label has at most one confidentiality code)."""
+    vocab = vocabulary()
     codings: dict[tuple[str, str], dict[str, Any]] = {}
+    confidentiality: dict[str, dict[str, Any]] = {}
     for resource in resources:
         for coding in (resource.get("meta") or {}).get("security") or ():
-            codings.setdefault((str(coding.get("system")), str(coding.get("code"))), coding)
-    return list(codings.values())
+            system, code = str(coding.get("system")), str(coding.get("code"))
+            if vocab.canonical_system(system) == V3_CONFIDENTIALITY:
+                confidentiality.setdefault(code, coding)
+            else:
+                codings.setdefault((system, code), coding)
+    highest = vocab.highest_confidentiality(set(confidentiality))
+    return [*codings.values(), *([confidentiality[highest]] if highest in confidentiality else [])]
 
 
 def _sort_key(resource: Resource, position: int) -> tuple[int, int, str, int]:

@@ -32,7 +32,12 @@ REASONS: Mapping[str, str] = {
     "MN-INACTIVE": "not active (diagnosis resolved or in remission, plan not active)",
     "MN-NOT-IN-PLAN": "not part of an active treatment plan",
     "MN-NOT-NEEDED": "not needed for the review (visits, medications, referrals, provenance, contacts)",
+    "MN-ENTERED-IN-ERROR": "entered in error: withdrawn by the clinic, not to be relied on",
 }
+
+# Elements whose value entered-in-error withdraws a record (R4: "This instance should not have been part of this
+# patient's medical record").
+_STATUS_ELEMENTS = ("status", "lifecycleStatus")
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ def select(
         rtype, key = resource.get("resourceType"), _key(resource)
         if rtype == "Patient" or rtype in DIRECTORY_TYPES:
             return None
+        if any(resource.get(name) == "entered-in-error" for name in _STATUS_ELEMENTS):
+            return "MN-ENTERED-IN-ERROR"
         if rtype == "Condition":
             active = _status(resource.get("clinicalStatus")) in ACTIVE_CLINICAL
             real = _status(resource.get("verificationStatus")) not in NOT_A_DIAGNOSIS

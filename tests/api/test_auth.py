@@ -127,3 +127,12 @@ def test_tokens_are_stored_hashed(services: Services, token: TokenFactory) -> No
 
         stored = [tuple(r) for r in conn.execute(text("SELECT * FROM api_tokens"))]
     assert stored and not any(secret.partition(".")[2] in str(row) for row in stored)
+
+
+def test_only_the_probes_and_the_api_description_answer_without_a_token(client: TestClient) -> None:
+    """docs/api.md: /health, /ready and the OpenAPI description (no data) are open; everything else needs a token."""
+    assert client.get("/health").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/docs").status_code == 200
+    for path in ("/clients", "/ops/audit", "/ops/requests", "/fhir/metadata"):
+        assert client.get(path).status_code == 401, path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
@@ -71,3 +72,13 @@ def test_ready_says_not_ready_without_detail(client: TestClient, services: Servi
         response = client.get("/ready")
     assert response.status_code == 503
     assert response.json()["issue"][0]["diagnostics"] == "not ready"
+
+
+@pytest.mark.parametrize("bound", ["since=0001-01-01T00:00:00%2B14:00", "until=9999-12-31T23:59:59-14:00"])
+@pytest.mark.parametrize("route", ["/ops/requests", "/ops/audit"])
+def test_an_instant_outside_utc_years_is_a_422_not_a_crash(
+    client: TestClient, token: TokenFactory, route: str, bound: str
+) -> None:
+    response = client.get(f"{route}?{bound}", headers=bearer(token("clinic-admin")))
+    assert response.status_code == 422
+    assert response.json()["resourceType"] == "OperationOutcome"

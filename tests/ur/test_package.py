@@ -234,3 +234,50 @@ def test_only_an_insurer_partner_can_be_the_payer() -> None:
         check_payer(peers["northfield-psychiatry"], "northfield-psychiatry")
     with pytest.raises(UsageError, match="no partner"):
         check_payer(None, "nobody")
+
+
+def test_scores_entered_in_error_are_left_out_and_never_scored(
+    tmp_path: Any, partners: dict[str, Partner], make_request: RequestFactory
+) -> None:
+    """A PHQ-9 the clinic withdrew (entered-in-error) is neither sent nor used by the worksheet (R4: not to be
+    relied on; minimum necessary)."""
+    from tests.ur.conftest import CLINIC, chart_of
+
+    withdrawn = {
+        "kind": "assessment",
+        "id": "asm-08-phq9-withdrawn",
+        "client": "cl-08",
+        "program": "prog-omh",
+        "instrument": "phq-9",
+        "status": "entered-in-error",
+        "administered_at": "2026-09-30T10:00:00-04:00",
+        "administered_by": "pr-castillo",
+        "answers": {str(i): 3 for i in range(1, 10)},
+    }
+    extra = tmp_path / "withdrawn.json"
+    extra.write_text(fhir.dumps({"records": [withdrawn]}).decode())
+    chart = chart_of("cl-08", CLINIC, extra)
+    package = build_package(chart, partners["granite-mutual"], make_request("cl-08"), audit=MemoryAudit())
+    statuses = [r["status"] for r in resources(package, "Observation")]
+    assert "entered-in-error" not in statuses and statuses
+    left_out = {e.resource: e.rule for e in package.excluded}
+    withdrawn_keys = [key_of(r) for r in chart.resources if r.get("status") == "entered-in-error"]
+    assert withdrawn_keys and all(left_out[k] == "MN-ENTERED-IN-ERROR" for k in withdrawn_keys)
+    worksheet = resources(package, "QuestionnaireResponse")[0]
+    latest = path(worksheet, "QuestionnaireResponse.repeat(item).where(linkId = 'phq9-latest').answer.value")
+    assert latest == [7]  # the July review, not the withdrawn 27
+
+
+def test_the_claim_carries_one_confidentiality_code_the_high_water_mark(
+    clinic_charts: dict[str, MappedChart], partners: dict[str, Partner], make_request: RequestFactory
+) -> None:
+    package = build_package(
+        clinic_charts["cl-03"], partners["granite-mutual"], make_request("cl-03"), audit=MemoryAudit()
+    )
+    for resource in resources(package, "Claim"):
+        codes = [
+            c["code"]
+            for c in resource["meta"]["security"]
+            if c["system"] == "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+        ]
+        assert codes == ["R"]

@@ -3,17 +3,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 from sqlalchemy import text
 
 from adapter.api.deps import ServicesDep, StaffCaller
 from adapter.api.responses import outcome, outcome_response
 from adapter.ops import AuditFilter, audit_trail, outbox_retry, outbox_status
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    """The store compares instants in UTC: one whose UTC time falls outside years 1-9999 cannot be one."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("an instant whose UTC time is between the years 1 and 9999") from None
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
 
 router = APIRouter(tags=["operations"])
 
@@ -67,8 +80,8 @@ async def get_audit(
     client: Annotated[str | None, Query(max_length=64, description="the client's record id")] = None,
     recipient: Annotated[str | None, Query(max_length=300, description="partner id, NPI or system|value")] = None,
     outcome_: Annotated[Literal["released", "withheld"] | None, Query(alias="outcome")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="recorded at or after (with offset)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="recorded before (with offset)")] = None,
+    since: Annotated[Instant | None, Query(description="recorded at or after (with offset)")] = None,
+    until: Annotated[Instant | None, Query(description="recorded before (with offset)")] = None,
 ) -> JSONResponse:
     where = AuditFilter(client=client, recipient=recipient, outcome=outcome_, since=since, until=until)
     base = str(request.url.remove_query_params(["_offset", "_count"]))
@@ -85,8 +98,8 @@ def get_requests(
     count: Count = 50,
     token: Annotated[str | None, Query(max_length=40, description="a token id")] = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[Instant | None, Query()] = None,
+    until: Annotated[Instant | None, Query()] = None,
 ) -> dict[str, Any]:
     total, rows = services.requests.query(
         token_id=token, status=status, since=since, until=until, offset=offset, limit=count
