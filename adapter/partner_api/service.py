@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from adapter.consent import AuditLog
 from adapter.consent.graph import key_of
 from adapter.consent.vocab import V3_CONFIDENTIALITY, vocabulary
 from adapter.errors import NotFoundError, Problem
@@ -21,10 +22,9 @@ from adapter.fhir import Resource
 from adapter.partner_api.paging import Page, PageTokens
 from adapter.partner_api.query import PAGE_PARAM, PRESENTATION, SearchQuery, parse_search
 from adapter.partner_api.searchparams import SEARCH
-from adapter.partner_api.view import CallerView, ChartSource, ReleasedChart, carries_part2
+from adapter.partner_api.view import CallerView, ChartSource, ReleasedChart, ReleaseFactory, carries_part2
 from adapter.pipeline import MappedChart
 from adapter.sync.partners import Partner
-from adapter.sync.release import ReleaseFn
 
 
 class Charts(ChartSource, Protocol):
@@ -72,16 +72,27 @@ class Match:
 
 
 class PartnerApi:
-    def __init__(self, charts: Charts, version: Callable[[], int], release: ReleaseFn, tokens: PageTokens) -> None:
+    """`release` builds the release point on an audit log (a request's buffer, view.py); `audit` is the durable
+    log that receives the records of what each answer returns, before it is returned."""
+
+    def __init__(
+        self,
+        charts: Charts,
+        version: Callable[[], int],
+        release: ReleaseFactory,
+        audit: AuditLog,
+        tokens: PageTokens,
+    ) -> None:
         self._charts = charts
         self._version = version
         self._release = release
+        self._audit = audit
         self._tokens = tokens
         self._index: ResourceIndex | None = None
         self._lock = threading.Lock()
 
     def view(self, partner: Partner, purpose: str, instant: datetime) -> CallerView:
-        return CallerView(partner, purpose, instant, self._charts, self._release)
+        return CallerView(partner, purpose, instant, self._charts, self._release, self._audit)
 
     def index(self) -> ResourceIndex:
         version = self._version()
@@ -99,6 +110,7 @@ class PartnerApi:
         for client_id in self.index().holders([key]):
             chart = view.released(client_id)
             if chart is not None and key in chart.resources:
+                view.disclose([(chart, key)])  # audited before it is returned (AuditError: nothing is)
                 return chart.resources[key]
         raise not_found(resource_type, resource_id)
 
@@ -125,8 +137,12 @@ class PartnerApi:
                 Page(resource_type, query.canonical, offset + query.count), view.partner.id, view.purpose
             )
             links.append({"relation": "next", "url": _url(base, resource_type, [(PAGE_PARAM, token), *presentation])})
+        included = _included(query, window)
+        # The page's entries are audited before the page is returned (AuditError: nothing is); a `_count=0`
+        # search returns no resource and audits none.
+        view.disclose((m.chart, m.key) for m in [*window, *included])
         entries = [_entry(base, m.resource, "match") for m in window]
-        entries += [_entry(base, m.resource, "include") for m in _included(query, window)]
+        entries += [_entry(base, m.resource, "include") for m in included]
         return _searchset(len(matches), links, entries)
 
     def _matches(self, view: CallerView, query: SearchQuery) -> list[Match]:

@@ -1,9 +1,16 @@
 """A partner's view of the clinic's records: exactly what a sync to that partner would send.
 
 Each client's view is the sync's own release function (adapter/sync/release.py, which calls
-``adapter.consent.enforce`` and so audits every decision), run for the calling partner with the request's purpose
+``adapter.consent.enforce``), run on the client's whole chart for the calling partner with the request's purpose
 of use at the request's instant, then narrowed to the resource types the partner receives (``push`` in the
 partners file), as the push does. The 42 CFR 2.32 notice enforce attaches always stays with its Part 2 data.
+
+The audit trail is the accounting of what was disclosed (45 CFR 164.528, 42 CFR 2.24), and an answer discloses
+far less than the charts it was computed from (one page, one read, or only a total). So the release writes its
+AuditEvents into this request's buffer, not the audit log, and :meth:`CallerView.disclose` writes exactly the
+records of the resources the answer returns, in one transaction, before the answer is sent; if that fails, the
+request fails and nothing is sent. The notice has no record of its own (enforce audits resource decisions; a
+sync does not audit it either): it accompanies Part 2 resources whose records are written.
 
 Nothing here is cached across requests: consents are judged at the request's instant, so a revoked consent
 takes effect on the next request. Within one request a client's release is computed once.
@@ -11,19 +18,24 @@ takes effect on the next request. Within one request a client's release is compu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from adapter.consent import AuditLog, AuditRecord
 from adapter.consent.graph import key_of
 from adapter.consent.notice import NOTICE_CODE
 from adapter.consent.vocab import PART2, V3_ACT_CODE
+from adapter.errors import AuditError
 from adapter.fhir import Resource
 from adapter.mappings.profiles import ADAPTER_CODES
 from adapter.pipeline import MappedChart
 from adapter.sync.partners import Partner
 from adapter.sync.release import ReleaseFn
+
+ReleaseFactory = Callable[[AuditLog], ReleaseFn]
+"""The release point writing its audit records to the AuditLog given (``lambda audit: consent_release(audit)``)."""
 
 
 class ChartSource(Protocol):
@@ -48,14 +60,18 @@ def carries_part2(resource: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True)
 class ReleasedChart:
-    """One client's released resources, by key, in release order; and the key of its 2.32 notice, if any."""
+    """One client's released resources, by key, in release order; the key of its 2.32 notice, if any; and the
+    release's audit record of each released resource, by key (written only for those an answer returns)."""
 
     client_id: str
     resources: Mapping[str, Resource]
     notice: str | None
+    audit: Mapping[str, AuditRecord] = field(default_factory=dict, repr=False)
 
 
-def released_chart(client_id: str, resources: Iterable[Resource], partner: Partner) -> ReleasedChart:
+def released_chart(
+    client_id: str, resources: Iterable[Resource], partner: Partner, audit: Sequence[AuditRecord] = ()
+) -> ReleasedChart:
     """The released resources narrowed to the types the partner receives, keeping the notice with Part 2 data."""
     released = list(resources)
     kept = {key_of(r): r for r in released if partner.pushes(str(r["resourceType"])) and not is_notice(r)}
@@ -64,18 +80,37 @@ def released_chart(client_id: str, resources: Iterable[Resource], partner: Partn
     if notices and any(carries_part2(r) for r in kept.values()):
         notice = key_of(notices[0])
         kept[notice] = notices[0]
-    return ReleasedChart(client_id, kept, notice)
+    records = {r.resource: r for r in audit if r.outcome == "released" and r.resource in kept}
+    return ReleasedChart(client_id, kept, notice, records)
+
+
+class _Pending:
+    """An AuditLog that keeps what the release point records, for one request, until the answer is known."""
+
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+
+    def record(self, records: Sequence[AuditRecord]) -> None:
+        self.records.extend(records)
+
+    def take(self) -> list[AuditRecord]:
+        taken, self.records = self.records, []
+        return taken
 
 
 @dataclass
 class CallerView:
-    """One request's view: a partner, the purpose of use its credentials carry, the request's instant."""
+    """One request's view: a partner, the purpose of use its credentials carry, the request's instant; the
+    release point (built on this request's audit buffer) and the audit log an answer's records go to."""
 
     partner: Partner
     purpose: str
     instant: datetime
     source: ChartSource
-    release: ReleaseFn
+    release_for: ReleaseFactory
+    audit: AuditLog
+    _pending: _Pending = field(default_factory=_Pending, repr=False)
+    _release: ReleaseFn | None = field(default=None, repr=False)
     _done: dict[str, ReleasedChart | None] = field(default_factory=dict, repr=False)
 
     @property
@@ -91,6 +126,27 @@ class CallerView:
             if chart is None:
                 self._done[client_id] = None
             else:
-                out = self.release(chart, self.as_recipient, self.instant)
-                self._done[client_id] = released_chart(client_id, out.resources, self.partner)
+                if self._release is None:
+                    self._release = self.release_for(self._pending)
+                self._pending.take()  # nothing of an earlier release can be attributed to this one
+                out = self._release(chart, self.as_recipient, self.instant)
+                records = self._pending.take()
+                self._done[client_id] = released_chart(client_id, out.resources, self.partner, records)
         return self._done[client_id]
+
+    def disclose(self, answer: Iterable[tuple[ReleasedChart, str]]) -> int:
+        """Write the audit records of what an answer returns ((chart, key) of each resource, the notice included)
+        to the audit log, in one transaction, and return how many. Call it before the answer is sent: it raises
+        AuditError if the write fails, and when a returned resource has no record of its release (fail closed:
+        nothing may be disclosed unaudited)."""
+        records: dict[tuple[str, str], AuditRecord] = {}
+        for chart, key in answer:
+            if key == chart.notice:
+                continue
+            record = chart.audit.get(key)
+            if record is None:
+                raise AuditError("a resource of the answer has no audit record of its release: nothing was sent")
+            records.setdefault((record.disclosure_id, key), record)
+        if records:
+            self.audit.record(list(records.values()))
+        return len(records)

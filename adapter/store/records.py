@@ -8,17 +8,24 @@ new batch; a half-applied batch could leave, say, a plan whose goals point at a 
 Rows are upserted by (kind, record id) with a content hash, so re-sending an unchanged record changes nothing.
 ``version`` counts the batches that changed something: readers cache what they build from the records until
 it moves (it lives in the database, so several service processes agree on it).
+
+Several processes may ingest at once (API workers, the CLI). A batch is validated against the stored records and
+written in one transaction that holds the store's write lock from its first statement (SQLite: ``BEGIN
+IMMEDIATE``; PostgreSQL: a transaction-scoped advisory lock on a fixed key), so the state a batch was validated
+against is the state it is written onto: a concurrent batch waits, then is validated against this one's result.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, func, select, update
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, Text, func, select, text, update
 
 from adapter.errors import Problem
 from adapter.records import RECORD_ADAPTER, Record
@@ -29,6 +36,9 @@ from adapter.tables import create_tables
 
 STORED = "store"  # the source name of stored records in problems and charts
 REQUEST = "request"  # the source name of the records of the batch being ingested
+# PostgreSQL advisory-lock key of the record store's ingest (any fixed 64-bit value no other lock of the adapter
+# uses; adapter/sync/ledger.py derives its keys from blake2b hashes of partner and resource).
+INGEST_LOCK_KEY = 0x62682D7265636F72  # b"bh-recor"
 
 metadata = MetaData()
 
@@ -105,21 +115,24 @@ class RecordStore:
 
     def version(self) -> int:
         with self.engine.connect() as conn:
-            value = conn.scalar(select(version_table.c.version).where(version_table.c.id == 1))
-        return int(value or 0)
+            return _version(conn)
 
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).select_from(records_table)) or 0)
 
-    def _stored(self) -> tuple[int, dict[tuple[str, str], SourcedRecord]]:
-        """Every stored record, parsed once per version."""
-        version = self.version()
+    def _stored(self, conn: Connection | None = None) -> tuple[int, dict[tuple[str, str], SourcedRecord]]:
+        """Every stored record, parsed once per version; read on `conn` (an ingest's locked transaction) if given.
+        The version and the rows are read on one connection: the version is bumped in the transaction that
+        changes the rows, so a cached parse of the same version is the same records."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self._stored(own)
+        version = _version(conn)
         cached = self._cache
         if cached is not None and cached[0] == version:
             return cached
-        with self.engine.connect() as conn:
-            rows = list(conn.execute(select(records_table.c.kind, records_table.c.record_id, records_table.c.body)))
+        rows = list(conn.execute(select(records_table.c.kind, records_table.c.record_id, records_table.c.body)))
         parsed = {
             (row.kind, row.record_id): SourcedRecord(RECORD_ADAPTER.validate_json(row.body, strict=True), STORED)
             for row in rows
@@ -140,10 +153,26 @@ class RecordStore:
 
     def ingest(self, loaded: LoadResult, *, at: datetime) -> IngestReport:
         """Store a validated batch if every record of it is accepted; otherwise store nothing (module doc)."""
-        with self._lock:  # one batch at a time per process; the database transaction covers the rest
-            return self._ingest(loaded, at)
+        # The thread lock queues this process's batches without holding a database connection each; the
+        # database's write lock (_locked) serializes them with every other process's.
+        with self._lock, self._locked() as conn:
+            return self._ingest(conn, loaded, at)
 
-    def _ingest(self, loaded: LoadResult, at: datetime) -> IngestReport:
+    @contextmanager
+    def _locked(self) -> Iterator[Connection]:
+        """A transaction that holds the record store's write lock before it reads anything: what an ingest
+        validates against cannot change before it commits. Committed when the block ends, rolled back if it
+        raises."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # The driver begins its own transactions lazily, at the first write: an explicit BEGIN IMMEDIATE
+                # takes the file's write lock now (waiting up to busy_timeout for another writer to commit).
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INGEST_LOCK_KEY})
+            yield conn
+
+    def _ingest(self, conn: Connection, loaded: LoadResult, at: datetime) -> IngestReport:
         problems = list(loaded.problems)
         batch: dict[tuple[str, str], SourcedRecord] = {}
         for item in loaded.records:
@@ -153,7 +182,7 @@ class RecordStore:
                     Problem("the batch holds this record twice", location=REQUEST, record_id=key[1], field="id")
                 )
             batch[key] = item
-        _version, stored = self._stored()
+        version, stored = self._stored(conn)
         merged = {**stored, **batch}
         clinic = assemble(merged[k] for k in sorted(merged))
         for problem in clinic.problems:
@@ -184,48 +213,52 @@ class RecordStore:
                 for rid in dict.fromkeys(p.record_id for p in loaded.problems if p.record_id)
                 if not any(r.record_id == rid for r in results)
             ]
-            return IngestReport(results=results, problems=problems, version=_version)
-        return self._write(batch, at, clinic)
+            return IngestReport(results=results, problems=problems, version=version)
+        return self._write(conn, batch, at, clinic)
 
-    def _write(self, batch: dict[tuple[str, str], SourcedRecord], at: datetime, clinic: Clinic) -> IngestReport:
+    def _write(
+        self, conn: Connection, batch: dict[tuple[str, str], SourcedRecord], at: datetime, clinic: Clinic
+    ) -> IngestReport:
+        """Write an accepted batch on the ingest's locked transaction (committed by the caller's block)."""
         stamp = at.isoformat()
         rows, results = [], []
-        with self.engine.begin() as conn:
-            existing = {
-                (r.kind, r.record_id): r.content_hash
-                for r in conn.execute(
-                    select(records_table.c.kind, records_table.c.record_id, records_table.c.content_hash)
+        existing = {
+            (r.kind, r.record_id): r.content_hash
+            for r in conn.execute(select(records_table.c.kind, records_table.c.record_id, records_table.c.content_hash))
+        }
+        for key, item in batch.items():
+            record = item.record
+            body = _canonical(record)
+            digest = _content_hash(body)
+            client_id = record.id if record.kind == "client" else getattr(record, "client", None)
+            previous = existing.get(key)
+            outcome: Outcome = "created" if previous is None else "unchanged" if previous == digest else "updated"
+            results.append(RecordResult(record.kind, record.id, client_id, outcome))
+            if outcome != "unchanged":
+                rows.append(
+                    {
+                        "kind": record.kind,
+                        "record_id": record.id,
+                        "client_id": client_id,
+                        "program": getattr(record, "program", None),
+                        "body": body.decode("utf-8"),
+                        "content_hash": digest,
+                        "ingested_at": stamp,
+                    }
                 )
-            }
-            for key, item in batch.items():
-                record = item.record
-                body = _canonical(record)
-                digest = _content_hash(body)
-                client_id = record.id if record.kind == "client" else getattr(record, "client", None)
-                previous = existing.get(key)
-                outcome: Outcome = "created" if previous is None else "unchanged" if previous == digest else "updated"
-                results.append(RecordResult(record.kind, record.id, client_id, outcome))
-                if outcome != "unchanged":
-                    rows.append(
-                        {
-                            "kind": record.kind,
-                            "record_id": record.id,
-                            "client_id": client_id,
-                            "program": getattr(record, "program", None),
-                            "body": body.decode("utf-8"),
-                            "content_hash": digest,
-                            "ingested_at": stamp,
-                        }
-                    )
-            upsert(conn, records_table, rows, update=["client_id", "program", "body", "content_hash", "ingested_at"])
-            version = conn.scalar(select(version_table.c.version).where(version_table.c.id == 1))
-            if version is None:
-                conn.execute(version_table.insert(), [{"id": 1, "version": 1 if rows else 0}])
-                version = 1 if rows else 0
-            elif rows:
-                conn.execute(update(version_table).where(version_table.c.id == 1).values(version=version + 1))
-                version += 1
-        return IngestReport(results=results, version=int(version), clinic=clinic if rows else None)
+        upsert(conn, records_table, rows, update=["client_id", "program", "body", "content_hash", "ingested_at"])
+        stored = conn.scalar(select(version_table.c.version).where(version_table.c.id == 1))
+        version = int(stored or 0) + (1 if rows else 0)
+        if stored is None:
+            conn.execute(version_table.insert(), [{"id": 1, "version": version}])
+        elif rows:
+            conn.execute(update(version_table).where(version_table.c.id == 1).values(version=version))
+        return IngestReport(results=results, version=version, clinic=clinic if rows else None)
+
+
+def _version(conn: Connection) -> int:
+    value = conn.scalar(select(version_table.c.version).where(version_table.c.id == 1))
+    return int(value or 0)
 
 
 def affected_clients(report: IngestReport) -> list[str]:

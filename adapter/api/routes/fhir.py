@@ -1,7 +1,8 @@
 """The partner-facing FHIR API under /fhir (docs/partner-api.md): parse, call adapter.partner_api, respond.
 
 The partner and its purpose of use come from the bearer token (PartnerCaller), never from the query. Every
-resource returned comes out of the consent release point for that partner and purpose at services.clock().
+resource returned comes out of the consent release point for that partner and purpose at services.clock(), and
+is recorded in the disclosure audit trail before the response is built (adapter/partner_api/view.py).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ def _api(request: Request, services: Services) -> PartnerApi:
     with _lock:
         api: PartnerApi | None = getattr(request.app.state, "partner_api", None)
         if api is None:
+            timezone = services.settings.clinic_timezone
             api = PartnerApi(
                 services,
                 services.records.version,
-                consent_release(services.audit, services.settings.clinic_timezone),
+                lambda audit: consent_release(audit, timezone),
+                services.audit,
                 PageTokens(services.tokens.server_key("page-tokens")),
             )
             request.app.state.partner_api = api
