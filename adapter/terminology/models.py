@@ -155,6 +155,12 @@ class EnableWhen(Frozen):
     item: str
     value: int
 
+    def item_answer_text(self, instrument: Instrument) -> str:
+        """The gating answer as the form shows it ("Yes"), else its ordinal."""
+        gate = instrument.item(self.item)
+        option = gate.answers.value_index.get(self.value) if gate is not None else None
+        return option.display if option is not None and option.display else str(self.value)
+
 
 class Item(Cited):
     key: str = Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")  # linkId / number on the form: "1", "6b"
@@ -290,6 +296,11 @@ class Instrument(Cited):
     @cached_property
     def scored_items(self) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.scored)
+
+    @cached_property
+    def gated_items(self) -> tuple[Item, ...]:
+        """Items asked only after a given answer to an earlier item (enable_when: C-SSRS skip logic)."""
+        return tuple(i for i in self.items if i.enable_when is not None)
 
     @cached_property
     def total_range(self) -> tuple[int, int]:

@@ -163,11 +163,36 @@ def _resolve_all(instrument: Instrument, answers: Mapping[str, Answer]) -> dict[
             problems.append(_problem(instrument, item, error))
         else:
             resolved[item.key] = _resolved(item, option)
+    problems += _not_asked(instrument, resolved, seen)
     if len(problems) == 1:
         raise ScoringError(problems[0].message, problems)
     if problems:
         raise ScoringError(f"{instrument.key}: {len(problems)} problems with the answers", problems)
     return resolved
+
+
+def _not_asked(instrument: Instrument, resolved: Mapping[str, ResolvedAnswer], seen: set[str]) -> list[Problem]:
+    """Answers to items the form did not ask (R4 Questionnaire.item.enableWhen: a disabled item captures no
+    answer). A C-SSRS "within the past 3 months: yes" after "no suicidal behaviour" contradicts the form: scoring
+    it would report a risk level from answers that cannot both be true."""
+    problems = []
+    for item in instrument.gated_items:
+        gate = item.enable_when
+        answer = resolved.get(item.key)
+        # "No" to a question that was not asked (a paper form with every box ticked) contradicts nothing.
+        if gate is None or answer is None or answer.value == item.answers.min_value:
+            continue
+        given = resolved.get(gate.item)
+        if given is None and gate.item in seen:
+            continue  # the gating answer is itself wrong: that problem is reported, not its consequences
+        if given is None:
+            problems.append(_problem(instrument, item, f"answered, but item {gate.item}, which it follows, is not"))
+        elif given.value != gate.value:
+            asked_when = gate.item_answer_text(instrument)
+            problems.append(
+                _problem(instrument, item, f"answered, but it is asked only when item {gate.item} is {asked_when}")
+            )
+    return problems
 
 
 def _option(item: Item, value: Answer) -> tuple[AnswerOption | None, str]:

@@ -34,11 +34,17 @@ def item_keys(item: Item) -> st.SearchStrategy[str]:
 
 @st.composite
 def filled(draw: st.DrawFn, instrument: Instrument, items: tuple[Item, ...] | None = None) -> Filled:
-    """Answers for `items` (default: every item), each in a randomly chosen but equivalent form."""
+    """Answers for `items` (default: every item), each in a randomly chosen but equivalent form. An item the form
+    asks only after a given answer (enable_when) that was not given is answered with its lowest option ("no"):
+    a yes there contradicts the form and is refused (tests/terminology/test_skip_logic.py)."""
     answers: dict[str, Answer] = {}
     chosen: dict[str, AnswerOption] = {}
     for item in instrument.items if items is None else items:
-        option = draw(st.sampled_from(item.answers.options))
+        gate = item.enable_when
+        if gate is not None and not (gate.item in chosen and chosen[gate.item].value == gate.value):
+            option = min(item.answers.options, key=lambda o: o.value)
+        else:
+            option = draw(st.sampled_from(item.answers.options))
         answers[draw(item_keys(item))] = draw(answer_forms(option))
         chosen[item.key] = option
     return Filled(answers, chosen)
