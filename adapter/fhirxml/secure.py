@@ -66,12 +66,19 @@ def _parser() -> etree.XMLParser:
     return parser
 
 
-_QUOTED_VALUE = re.compile(r"(The value )?'[^']*'(?= is not (a valid value|accepted|an element of))")
+# libxml2: "Element 'id': [facet 'pattern'] The value 'X' is not accepted by ...", "Element 'birth_date': 'X' is
+# not a valid value of ...". The value may itself hold quotes (Rivera's): it runs from the quote after the element
+# (and facet) to the last quote before " is not".
+_QUOTED_VALUE = re.compile(
+    r"^(?P<head>.*?Element '[^']*': (?:\[facet '[^']*'\] )?)(?:The value )?'.*'"
+    r"(?P<tail> is not (?:a valid value|accepted|an element of).*)$",
+    re.DOTALL,
+)
 
 
 def _without_values(message: str) -> str:
     """libxml2 quotes the offending value; in clinic records that may be a name or an identifier (PHI)."""
-    return _QUOTED_VALUE.sub("The value", message)
+    return _QUOTED_VALUE.sub(r"\g<head>The value\g<tail>", message)
 
 
 def _unsafe(source: str | None) -> UnsafeInputError:

@@ -270,3 +270,16 @@ def test_the_schema_is_compiled_once_per_thread() -> None:
     thread.start()
     thread.join()
     assert other[0] is not schema()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("written_at", "Rivera's visit 2024-03-01"), ("id", "Ana's chart MRN-1001"), ("client", "O'Brien, 'Ana'")],
+)
+def test_a_value_with_quotes_is_left_out_of_the_message_whole(field: str, value: str) -> None:
+    """libxml2 quotes the offending value; a quote inside it (Rivera's) must not cut the removal short."""
+    body = note().replace(f"<{field}>", f"<{field}>{value}<!--", 1).replace(f"</{field}>", f"--></{field}>", 1)
+    with pytest.raises(InputError) as exc:
+        xml_to_items(xml(body), source="notes.xml")
+    for line in problem_lines(exc):
+        assert not any(part in line for part in ("Rivera", "Ana", "Brien", "MRN-1001")), line
