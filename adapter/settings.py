@@ -8,11 +8,13 @@ from __future__ import annotations
 import uuid
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, Field, field_validator
+from pydantic import AwareDatetime, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapter.errors import Problem, UsageError
 from adapter.fhir import ID_NAMESPACE
 from adapter.mappings.context import DEFAULT_FHIR_BASE
 
@@ -42,6 +44,14 @@ class Settings(BaseSettings):
     api_rate_per_minute: int = Field(600, gt=0, description="requests per minute per token (429 above)")
     api_rate_burst: int = Field(60, gt=0, description="requests a token may send at once before the rate applies")
 
+    @field_validator("fhir_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query or parsed.fragment:
+            raise ValueError("the clinic's FHIR base must be an http(s) URL without query or fragment")
+        return value
+
     @field_validator("clinic_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -54,4 +64,12 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings of this process. A bad BH_ variable is a UsageError (exit 2) naming it, never its value."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = [
+            Problem(f"BH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg'].removeprefix('Value error, ')}")
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise UsageError("invalid settings in the environment", problems) from None

@@ -166,3 +166,32 @@ def test_map_skips_a_client_without_program_and_records_with_a_clear_problem(tmp
     assert "Traceback" not in result.stderr and result.returncode == 3  # some records rejected
     assert "record cl-lone: field program: a client with no records needs the program" in result.stderr
     assert (out / "cl-03.json").exists() and not (out / "cl-lone.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BH_RECORDED_AT", "2026-01-01T00:00:00"),
+        ("BH_ID_NAMESPACE", "notauuid"),
+        ("BH_STRICT_VALIDATION", "maybe"),
+        ("BH_FHIR_BASE", "not a url"),
+        ("BH_CLINIC_TIMEZONE", "Mars/Olympus_Mons"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(tmp_path: Path, variable: str, value: str) -> None:
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "adapter", "map", str(CLINIC), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+        env={**os.environ, variable: value},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {variable}: ")
+    assert not list(tmp_path.iterdir())  # nothing written
