@@ -111,8 +111,12 @@ def outbox_list_command(
     partner: Annotated[str | None, typer.Option("--partner")] = None,
 ) -> None:
     """List outbox items, newest first, with the partner's answer for failed and dead ones."""
+    from adapter.errors import UsageError
     from adapter.sync.commands import outbox_list
+    from adapter.sync.outbox import STATES
 
+    if state is not None and state not in STATES:
+        raise UsageError(f"--state must be one of {', '.join(STATES)}")
     items = outbox_list(get_settings(), state=state, partner_id=partner)
     for i in items:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(i.updated_at))
