@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, PlainValidator, StringConstraints
+from pydantic import Field, PlainValidator, StringConstraints
 
-from adapter.records.common import EncounterLinked, RecordId
+from adapter.records.common import EncounterLinked, Instant, RecordId
 
 ItemKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,32}$")]
 _LA_CODE = re.compile(r"^LA[0-9]{1,6}-[0-9]$")
@@ -29,7 +29,7 @@ Answer = Annotated[int | bool | str, PlainValidator(_answer)]
 class Assessment(EncounterLinked):
     kind: Literal["assessment"] = "assessment"
     instrument: str = Field(description="catalog key or alias: phq-9, gad-7, audit-c, c-ssrs-screener ...")
-    administered_at: AwareDatetime
+    administered_at: Instant
     administered_by: RecordId | None = Field(default=None, description="practitioner id; none when self-report")
     self_reported: bool = False
     answers: dict[ItemKey, Answer] = Field(min_length=1, description="item number or LOINC item code -> answer")

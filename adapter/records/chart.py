@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
+
+from pydantic import BaseModel
 
 from adapter.bulk import collector_paused
 from adapter.errors import Problem
@@ -192,10 +195,13 @@ def _assemble(records: Iterable[SourcedRecord]) -> Clinic:
     # Fixed point: drop records whose links do not resolve among the still-accepted records.
     changed = True
     record_links = {key: tuple(links(item.record)) for key, item in accepted.items()}
+    earliest = {key: _earliest_date(item.record) for key, item in accepted.items() if _is_clinical(item.record)}
     while changed:
         changed = False
         for key, item in list(accepted.items()):
-            problem = _first_broken_link(item, record_links[key], accepted)
+            problem = _first_broken_link(item, record_links[key], accepted) or _before_birth(
+                item, earliest.get(key), accepted
+            )
             if problem:
                 problems.append(problem)
                 del accepted[key]
@@ -257,6 +263,46 @@ def _first_broken_link(
             # Part 2 status follows the producing program; a record and its visit must agree on it.
             return _problem(item, "program", f"differs from the program of visit {target!r}")
     return None
+
+
+def _is_clinical(record: Any) -> bool:
+    return isinstance(field_of(record, "client"), str)
+
+
+def _earliest_date(record: BaseModel) -> tuple[date, str] | None:
+    """The record's earliest date or instant and its field path (`signatures[0].signed_at`), or None."""
+    found: tuple[date, str] | None = None
+    for path, value in _dates(record, ""):
+        # An instant counts by its calendar date where it was written (its own offset): a birth date is local too.
+        day = value.date() if isinstance(value, datetime) else value
+        if found is None or day < found[0]:
+            found = (day, path)
+    return found
+
+
+def _dates(model: BaseModel, prefix: str) -> Iterator[tuple[str, date]]:
+    for name, value in model.__dict__.items():
+        if isinstance(value, date):  # datetime is a date too
+            yield prefix + name, value
+        elif isinstance(value, BaseModel):
+            yield from _dates(value, f"{prefix}{name}.")
+        elif isinstance(value, tuple):
+            for i, part in enumerate(value):
+                if isinstance(part, BaseModel):
+                    yield from _dates(part, f"{prefix}{name}[{i}].")
+
+
+def _before_birth(
+    item: SourcedRecord, earliest: tuple[date, str] | None, accepted: dict[tuple[str, str], SourcedRecord]
+) -> Problem | None:
+    """A clinical record dated before its client was born: a wrong date or a wrong client, never a fact."""
+    if earliest is None:
+        return None
+    client = accepted.get(("client", field_of(item.record, "client")))
+    if client is None or not isinstance(client.record, Client) or earliest[0] >= client.record.birth_date:
+        return None
+    # Neither date is quoted: a birth date identifies the client.
+    return _problem(item, earliest[1], "dated before the client's birth date")
 
 
 def _problem(item: SourcedRecord, field_name: str, message: str) -> Problem:

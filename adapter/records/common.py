@@ -7,9 +7,10 @@ immutable, and carry only what the clinic knows; FHIR concerns (ids, systems, pr
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal, Self
 
+from annotated_types import Gt, Le
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -48,6 +49,25 @@ ShortText = Annotated[
 ]
 Uri = Annotated[str, StringConstraints(pattern=r"^\S+$", min_length=1), AfterValidator(_xml_chars)]
 Npi = Annotated[str, StringConstraints(pattern=r"^[0-9]{10}$")]
+
+# FHIR R4 integer and positiveInt are signed 32-bit: a count beyond this has no FHIR form, so it is refused here,
+# at input, rather than when the mapping builds the resource.
+FHIR_INTEGER_MAX = 2_147_483_647
+FhirPositiveInt = Annotated[int, Gt(0), Le(FHIR_INTEGER_MAX)]
+
+# R4 instant/dateTime: the offset is Z or -14:00..+14:00 in whole minutes (the datatype's regex).
+_MAX_OFFSET = timedelta(hours=14)
+
+
+def _fhir_offset(value: datetime) -> datetime:
+    offset = value.utcoffset()
+    if offset is not None and (abs(offset) > _MAX_OFFSET or offset % timedelta(minutes=1)):
+        raise ValueError("the timezone offset must be Z or between -14:00 and +14:00 (FHIR instant)")
+    return value
+
+
+# An instant: a date and time with its timezone, as FHIR can carry it.
+Instant = Annotated[AwareDatetime, AfterValidator(_fhir_offset)]
 
 
 class Strict(BaseModel):
@@ -93,6 +113,13 @@ class Address(Strict):
     country: ShortText | None = None
     use: Literal["home", "work", "temp", "old", "billing"] | None = None
 
+    @model_validator(mode="after")
+    def _has_content(self) -> Self:
+        # FHIR ele-1 (an element has a value or children); `use` alone says nothing about where the client lives.
+        if not (self.line or self.city or self.state or self.postal_code or self.country):
+            raise ValueError("an address needs a line, city, state, postal_code or country")
+        return self
+
 
 class DatePeriod(Strict):
     """A period of calendar dates; the end is inclusive and may be open."""
@@ -110,8 +137,8 @@ class DatePeriod(Strict):
 class InstantPeriod(Strict):
     """A period of instants; timezones are required."""
 
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Instant | None = None
+    end: Instant | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from adapter.records.common import ClinicalRecord, DatePeriod, RecordId, ShortText, Strict
+from adapter.records.common import ClinicalRecord, DatePeriod, Instant, RecordId, ShortText, Strict
 
 # Purposes of use, as codes of http://terminology.hl7.org/CodeSystem/v3-ActReason.
 Purpose = Literal[
@@ -60,8 +60,8 @@ class Consent(ClinicalRecord):
     categories_permitted: tuple[Category, ...] = ()
     categories_denied: tuple[Category, ...] = ()
     period: DatePeriod
-    signed_at: AwareDatetime
-    revoked_at: AwareDatetime | None = None
+    signed_at: Instant
+    revoked_at: Instant | None = None
     part2: bool | None = Field(
         default=None, description="a 42 CFR Part 2 consent; when absent, true if the program is a Part 2 program"
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from adapter.records.common import EncounterLinked, RecordId, ShortText
+from adapter.records.common import EncounterLinked, Instant, RecordId, ShortText
 
 ClinicalStatus = Literal["active", "recurrence", "relapse", "inactive", "remission", "resolved"]
 VerificationStatus = Literal["unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"]
@@ -21,7 +21,7 @@ class Diagnosis(EncounterLinked):
     verification_status: VerificationStatus = "confirmed"
     onset: date | None = None
     abatement: date | None = None
-    recorded_at: AwareDatetime
+    recorded_at: Instant
     recorded_by: RecordId | None = None
 
     @model_validator(mode="after")

@@ -130,6 +130,18 @@ def _accept(result: LoadResult, record: Record, *, source: str, label: str) -> N
 _SURROGATE = "a string holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not a character"
 
 
+def _not_encodable(exc: orjson.JSONEncodeError) -> str:
+    """Why a parsed record cannot be handed to validation, from orjson's message (its only distinction)."""
+    reason = str(exc)
+    if "surrogates" in reason:  # JSON "\ud800" escapes decode to lone surrogates, which are no text
+        return _SURROGATE
+    if "Recursion" in reason:
+        return "objects and lists are nested too deeply (a record is a few levels deep)"
+    if "Integer" in reason:  # parse_json keeps long integers as Decimals; this is a second line
+        return "an integer is too large"
+    return f"the record cannot be read: {reason}"
+
+
 def _validate_one_by_one(items: list[Any], *, source: str) -> LoadResult:
     result = LoadResult()
     for index, item in enumerate(items):
@@ -142,8 +154,8 @@ def _validate_one_by_one(items: list[Any], *, source: str) -> LoadResult:
             continue
         try:
             data = _dumps(item)
-        except orjson.JSONEncodeError:  # JSON "\ud800" escapes decode to lone surrogates, which are no text
-            result.problems.append(Problem(_SURROGATE, location=source, record_id=label))
+        except orjson.JSONEncodeError as exc:
+            result.problems.append(Problem(_not_encodable(exc), location=source, record_id=label))
             continue
         try:
             record = exact_numbers(RECORD_ADAPTER.validate_json(data, strict=True), item)
@@ -156,15 +168,34 @@ def _validate_one_by_one(items: list[Any], *, source: str) -> LoadResult:
     return result
 
 
+class WrapperError(ValueError):
+    """A `{"records": [...]}` wrapper that holds something else too: the file's records are not all readable."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _items_of(document: Any) -> list[Any]:
     if isinstance(document, list):
         return document
     if isinstance(document, dict) and "records" in document and "kind" not in document:
         records = document["records"]
         if not isinstance(records, list):
-            raise ValueError('"records" must be a list')
+            raise WrapperError('"records" must be a list', "records")
+        other = sorted(key for key in document if key != "records")
+        if other:
+            # Unknown fields are errors, here as in a record: records under another key would be dropped unseen.
+            raise WrapperError(
+                f'unknown field {other[0]!r}: a wrapper object holds only "records" (a list of records)', other[0]
+            )
         return records
     return [document]
+
+
+# Integers longer than this are kept as Decimals, as written (a decimal field such as dose_value may be a long
+# whole number); an int field still refuses them by its bounds. 18 digits always fit 64 bits.
+_LONG_INTEGER = 18
 
 
 def _not_json(constant: str) -> Any:
@@ -197,9 +228,21 @@ def parse_json(data: bytes, *, source: str) -> LoadResult:
                 decimals.append(Decimal(text))
                 return decimals[-1]
 
+            def integer(text: str) -> int | Decimal:
+                # Python's int() refuses more than 4300 digits and orjson more than 64 bits; a Decimal takes both.
+                return int(text) if len(text.lstrip("-")) <= _LONG_INTEGER else exact(text)
+
             items = _items_of(
-                json.loads(data, object_pairs_hook=_unique_keys, parse_float=exact, parse_constant=_not_json)
+                json.loads(
+                    data,
+                    object_pairs_hook=_unique_keys,
+                    parse_float=exact,
+                    parse_int=integer,
+                    parse_constant=_not_json,
+                )
             )
+        except WrapperError as exc:
+            return LoadResult(problems=[Problem(str(exc), location=source, field=exc.field)])
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             return LoadResult(problems=[Problem(f"not valid JSON: {exc}", location=source)])
         return validate_items(items, source=source, decimals=bool(decimals))

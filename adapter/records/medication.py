@@ -6,9 +6,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field, PositiveInt, StringConstraints, model_validator
+from pydantic import Field, PositiveInt, StringConstraints, model_validator
 
-from adapter.records.common import EncounterLinked, RecordId, ShortText, Strict
+from adapter.records.common import EncounterLinked, FhirPositiveInt, Instant, RecordId, ShortText, Strict
 
 RxNormCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}$")]
 Route = Literal["oral", "sublingual", "buccal", "intramuscular", "subcutaneous", "intravenous", "transdermal", "nasal"]
@@ -26,8 +26,8 @@ class Dosage(Strict):
     dose_value: Decimal | None = Field(default=None, gt=0)
     dose_unit: Literal["mg", "mL", "ug", "g", "{tablet}", "{film}", "{capsule}", "{patch}", "[iU]"] | None = None
     route: Route | None = None
-    frequency: PositiveInt | None = Field(default=None, description="doses per period")
-    period: PositiveInt = 1
+    frequency: FhirPositiveInt | None = Field(default=None, description="doses per period (a FHIR positiveInt)")
+    period: PositiveInt = Field(default=1, description="FHIR Timing.repeat.period is a decimal")
     period_unit: Literal["h", "d", "wk", "mo"] = "d"
     as_needed: bool = False
 
@@ -42,7 +42,7 @@ class MedicationOrder(EncounterLinked):
     kind: Literal["medication_order"] = "medication_order"
     drug: Drug
     prescriber: RecordId = Field(description="practitioner id")
-    authored_at: AwareDatetime
+    authored_at: Instant
     status: Literal["active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft"]
     intent: Literal["order", "plan", "proposal"] = "order"
     dosage: Dosage | None = None
@@ -64,7 +64,7 @@ class ReportedMedication(EncounterLinked):
     kind: Literal["reported_medication"] = "reported_medication"
     drug: Drug
     status: Literal["active", "completed", "stopped", "on-hold", "intended", "not-taken", "unknown"] = "active"
-    reported_at: AwareDatetime
+    reported_at: Instant
     prescriber_text: ShortText | None = Field(default=None, description="outside prescriber, as reported")
     reason_text: ShortText | None = Field(default=None, description="why the client takes it, as reported")
     dosage_text: ShortText | None = None

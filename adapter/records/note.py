@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
-from adapter.records.common import EncounterLinked, RecordId, Text
+from adapter.records.common import EncounterLinked, Instant, RecordId, Text
 
 NoteKind = Literal["progress-note", "psychotherapy-note", "sud-counseling-note"]
 
@@ -15,6 +15,6 @@ class ProgressNote(EncounterLinked):
     kind: Literal["progress_note"] = "progress_note"
     note_kind: NoteKind
     author: RecordId = Field(description="practitioner id")
-    written_at: AwareDatetime
+    written_at: Instant
     status: Literal["current", "superseded", "entered-in-error"] = "current"
     text: Text

@@ -5,9 +5,18 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_validator
 
-from adapter.records.common import DatePeriod, EncounterLinked, RecordId, ShortText, Strict, Text
+from adapter.records.common import (
+    DatePeriod,
+    EncounterLinked,
+    FhirPositiveInt,
+    Instant,
+    RecordId,
+    ShortText,
+    Strict,
+    Text,
+)
 
 PlanStatus = Literal["draft", "active", "on-hold", "revoked", "completed", "entered-in-error"]
 GoalStatus = Literal["proposed", "planned", "accepted", "active", "on-hold", "completed", "cancelled", "rejected"]
@@ -51,7 +60,7 @@ class Goal(Strict):
 class Frequency(Strict):
     """`count` sessions every `period` `unit`: 1 per 1 wk = weekly."""
 
-    count: PositiveInt
+    count: FhirPositiveInt = Field(description="FHIR Timing.repeat.frequency, a positiveInt")
     period: PositiveInt = 1
     unit: Literal["d", "wk", "mo"]
 
@@ -68,7 +77,7 @@ class Intervention(Strict):
 class Signature(Strict):
     role: Literal["author", "client", "guardian", "supervisor"]
     signer: RecordId = Field(description="practitioner id, the client's id, or a related party's id")
-    signed_at: AwareDatetime
+    signed_at: Instant
 
 
 class TreatmentPlan(EncounterLinked):
@@ -76,7 +85,7 @@ class TreatmentPlan(EncounterLinked):
     title: ShortText | None = None
     status: PlanStatus
     period: DatePeriod
-    created_at: AwareDatetime
+    created_at: Instant
     author: RecordId = Field(description="practitioner id")
     problems: tuple[RecordId, ...] = Field(default=(), description="diagnosis ids")
     goals: tuple[Goal, ...] = ()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from adapter.records.common import EncounterLinked, RecordId, ShortText
+from adapter.records.common import EncounterLinked, Instant, RecordId, ShortText
 
 Specialty = Literal["psychiatry", "primary-care", "sud-treatment", "higher-level-of-care", "community-resource"]
 ReferralStatus = Literal["draft", "sent", "accepted", "declined", "in-progress", "completed", "cancelled"]
@@ -24,7 +24,7 @@ class Referral(EncounterLinked):
     status: ReferralStatus = "sent"
     status_reason: ShortText | None = Field(default=None, description="why declined or cancelled")
     requested_by: RecordId = Field(description="practitioner id")
-    authored_at: AwareDatetime
+    authored_at: Instant
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
-from adapter.records.common import EncounterLinked, RecordId, ShortText, Strict
+from adapter.records.common import EncounterLinked, Instant, RecordId, ShortText, Strict
 
 
 class Contact(Strict):
@@ -18,7 +18,7 @@ class Contact(Strict):
 class SafetyPlan(EncounterLinked):
     kind: Literal["safety_plan"] = "safety_plan"
     status: Literal["draft", "active", "revoked", "completed", "entered-in-error"] = "active"
-    created_at: AwareDatetime
+    created_at: Instant
     author: RecordId = Field(description="practitioner id")
     warning_signs: tuple[ShortText, ...] = ()
     coping_strategies: tuple[ShortText, ...] = ()
