@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from adapter.consent import DisclosureRequest, Emergency, HipaaRestriction, Identifier
+from adapter.consent import AuditRecord, DisclosureRequest, Emergency, HipaaRestriction, Identifier
 from adapter.fhir import Resource
 from adapter.mappings import directory as directory_mapping
 from adapter.mappings.context import MappingContext
@@ -74,6 +74,48 @@ def identifier_value(resource: Mapping[str, Any]) -> str | None:
     identifiers = resource.get("identifier")
     first = identifiers[0] if isinstance(identifiers, list) and identifiers else identifiers
     return str(first.get("value")) if isinstance(first, Mapping) and first.get("value") else None
+
+
+THO = "http://terminology.hl7.org/CodeSystem"
+
+
+def consent(patient: str, provision: dict[str, Any], *, part2: bool = False, **extra: Any) -> dict[str, Any]:
+    """An active patient-privacy Consent the client signed on 2026-01-01: a Part 2 consent, or a HIPAA
+    authorization; `extra` replaces or adds top-level elements (id, status, dateTime, performer ...)."""
+    policy = (
+        {"system": f"{THO}/v3-ActCode", "code": "42CFRPart2"}
+        if part2
+        else {"system": f"{THO}/consentpolicycodes", "code": "hipaa-auth"}
+    )
+    return {
+        "resourceType": "Consent",
+        "id": "c1",
+        "status": "active",
+        "scope": {"coding": [{"system": f"{THO}/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": patient},
+        "dateTime": "2026-01-01T00:00:00-05:00",
+        "performer": [{"reference": patient}],
+        "policyRule": {"coding": [policy]},
+        "provision": provision,
+    } | extra
+
+
+def patient_key(chart: MappedChart) -> str:
+    """ "Patient/<id>" of a client's chart."""
+    return next(key(r) for r in chart.resources if r["resourceType"] == "Patient")
+
+
+def with_identifier(chart: MappedChart, value: str) -> dict[str, Any]:
+    """The chart's resource made from the clinic record `value` (its business identifier)."""
+    return next(r for r in chart.resources if identifier_value(r) == value)
+
+
+class NullAudit:
+    """An AuditLog that keeps nothing (for tests that read the Disclosure, not the trail)."""
+
+    def record(self, records: Sequence[AuditRecord]) -> None:
+        pass
 
 
 def key(resource: Mapping[str, Any]) -> str:

@@ -4,48 +4,31 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from adapter.consent import AuditRecord, DisclosureRequest, Identifier, enforce
+from adapter.consent import DisclosureRequest, Identifier, enforce
 from adapter.settings import Settings
 from adapter.sync.partners import parse_partners
 from adapter.sync.release import consent_release
 from adapter.terminology.systems import NPI
-from tests.consent.harness import clinic, identifier_value, key
+from tests.consent.harness import NullAudit, clinic, consent, identifier_value, patient_key
 
 THO = "http://terminology.hl7.org/CodeSystem"
 ACT = f"{THO}/v3-ActCode"
 NORTHFIELD = Identifier(system=NPI, value="1728035910")
 
 
-class MemoryLog:
-    def record(self, records: Sequence[AuditRecord]) -> None:
-        pass
-
-
 def _deny_mental_health_until(chart: Any, end: str) -> dict[str, Any]:
-    patient = next(key(r) for r in chart.resources if r["resourceType"] == "Patient")
-    return {
-        "resourceType": "Consent",
-        "id": "deny-mh-june",
-        "status": "active",
-        "scope": {"coding": [{"system": f"{THO}/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": patient},
-        "dateTime": "2026-01-01T10:00:00-05:00",
-        "performer": [{"reference": patient}],
-        "policyRule": {"coding": [{"system": f"{THO}/consentpolicycodes", "code": "hipaa-auth"}]},
-        "provision": {
-            "type": "deny",
-            "period": {"start": "2026-01-01", "end": end},
-            "securityLabel": [{"system": ACT, "code": "MH"}],
-        },
+    deny = {
+        "type": "deny",
+        "period": {"start": "2026-01-01", "end": end},
+        "securityLabel": [{"system": ACT, "code": "MH"}],
     }
+    return consent(patient_key(chart), deny, id="deny-mh-june", dateTime="2026-01-01T10:00:00-05:00")
 
 
 def _in_force(at: str, timezone: str | None) -> bool:
@@ -57,7 +40,7 @@ def _in_force(at: str, timezone: str | None) -> bool:
         instant=datetime.fromisoformat(at),
         timezone=timezone,
     )
-    disclosure = enforce(chart.bundle, request, [consent], audit=MemoryLog())
+    disclosure = enforce(chart.bundle, request, [consent], audit=NullAudit())
     (assessment,) = [a for a in disclosure.decision.consents if a.consent.id == "deny-mh-june"]
     return assessment.in_force_hipaa
 
@@ -95,7 +78,7 @@ def test_the_sync_release_judges_by_the_clinic_calendar() -> None:
     at = datetime.fromisoformat("2026-07-01T01:00:00+00:00")
 
     def mental_health_conditions(timezone: str | None) -> list[str]:
-        released = consent_release(MemoryLog(), timezone)(with_deny, partner, at).resources
+        released = consent_release(NullAudit(), timezone)(with_deny, partner, at).resources
         return [identifier_value(r) for r in released if r["resourceType"] == "Condition"]
 
     assert "dx-16-mdd" in mental_health_conditions(None)  # judged by the UTC date: the deny had ended

@@ -4,17 +4,17 @@ that cannot be relied on to permit still denies (fail closed); reading a consent
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from adapter.consent import AuditRecord, Disclosure, DisclosureRequest, Identifier, enforce
+from adapter.consent import Disclosure, DisclosureRequest, Identifier, enforce
 from adapter.consent.model import ConsentAssessment
 from adapter.pipeline import MappedChart
 from adapter.terminology.systems import NPI
-from tests.consent.harness import identifier_value, key
+from tests.consent.harness import NullAudit, consent, key, patient_key, with_identifier
 
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
@@ -22,19 +22,6 @@ IRCP = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Particip
 NORTHFIELD = Identifier(system=NPI, value="1728035910")
 CLINIC_NPI = "1655204174"  # Riverbend Behavioral Health, the clinic that receives the consents
 RELEASING_RULES = {"DEC-CONSENT-PERMIT", "PT2-CONSENT"}
-
-
-class MemoryLog:
-    def record(self, records: Sequence[AuditRecord]) -> None:
-        pass
-
-
-def _resource(chart: MappedChart, value: str) -> dict[str, Any]:
-    return next(r for r in chart.resources if identifier_value(r) == value)
-
-
-def _patient(chart: MappedChart) -> str:
-    return next(key(r) for r in chart.resources if r["resourceType"] == "Patient")
 
 
 def _clinic(chart: MappedChart) -> str:
@@ -46,26 +33,8 @@ def _clinic(chart: MappedChart) -> str:
 
 
 def _consent(chart: MappedChart, provision: dict[str, Any], *, part2: bool = False, **extra: Any) -> dict[str, Any]:
-    patient = _patient(chart)
-    policy = (
-        {"system": ACT, "code": "42CFRPart2"}
-        if part2
-        else {"system": "http://terminology.hl7.org/CodeSystem/consentpolicycodes", "code": "hipaa-auth"}
-    )
-    return {
-        "resourceType": "Consent",
-        "id": "c-standing",
-        "status": "active",
-        "scope": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": patient},
-        "dateTime": "2026-01-01T10:00:00-05:00",
-        "performer": [{"reference": patient}],
-        "policyRule": {"coding": [policy]},
-        "provision": provision,
-    } | extra
+    signed = {"id": "c-standing", "dateTime": "2026-01-01T10:00:00-05:00"}
+    return consent(patient_key(chart), provision, part2=part2, **(signed | extra))
 
 
 def _disclose(chart: MappedChart, consents: list[dict[str, Any]], **request: Any) -> Disclosure:
@@ -74,7 +43,7 @@ def _disclose(chart: MappedChart, consents: list[dict[str, Any]], **request: Any
         "purpose": "TREAT",
         "instant": datetime.fromisoformat("2026-06-01T10:00:00-04:00"),
     }
-    return enforce(chart.bundle, DisclosureRequest(**(base | request)), consents, audit=MemoryLog())
+    return enforce(chart.bundle, DisclosureRequest(**(base | request)), consents, audit=NullAudit())
 
 
 def _assessment(disclosure: Disclosure) -> ConsentAssessment:
@@ -83,7 +52,7 @@ def _assessment(disclosure: Disclosure) -> ConsentAssessment:
 
 
 def _rules(disclosure: Disclosure, chart: MappedChart, value: str) -> tuple[str, set[str]]:
-    item = disclosure.decision.of(key(_resource(chart, value)))
+    item = disclosure.decision.of(key(with_identifier(chart, value)))
     assert item is not None
     return item.status, set(item.rules)
 
@@ -98,7 +67,7 @@ PERMIT_TREATMENT = {"type": "permit", "actor": [NORTHFIELD_ACTOR], "purpose": [{
 def test_the_clinic_among_the_performers_does_not_drop_the_clients_deny(mapped: dict[str, MappedChart]) -> None:
     """R4 Consent.performer is the grantor or the grantee: the clinic listed next to the client is normal."""
     chart = mapped["cl-16"]
-    performers = [{"reference": _patient(chart)}, {"reference": _clinic(chart)}]
+    performers = [{"reference": patient_key(chart)}, {"reference": _clinic(chart)}]
     disclosure = _disclose(
         chart,
         [_consent(chart, DENY_MH, performer=performers)],
@@ -111,7 +80,7 @@ def test_the_clinic_among_the_performers_does_not_drop_the_clients_deny(mapped: 
 
 def test_a_grantee_among_the_performers_does_not_void_a_part2_permit(mapped: dict[str, MappedChart]) -> None:
     chart = mapped["cl-02"]
-    performers = [{"reference": _clinic(chart)}, {"reference": _patient(chart)}]
+    performers = [{"reference": _clinic(chart)}, {"reference": patient_key(chart)}]
     disclosure = _disclose(chart, [_consent(chart, PERMIT_TREATMENT, part2=True, performer=performers)])
     status, rules = _rules(disclosure, chart, "dx-02-oud")
     assert status == "permit" and "PT2-CONSENT" in rules
@@ -159,7 +128,7 @@ def test_an_undated_consent_never_permits(
     assert {"CNS-UNDATED", "CNS-DENIES-ONLY"} <= {r.rule for r in _assessment(undated).reasons}
     status, rules = _rules(undated, chart, value)
     assert status == "deny" and not rules & RELEASING_RULES
-    assert key(_resource(chart, value)) not in undated.released
+    assert key(with_identifier(chart, value)) not in undated.released
 
 
 def test_an_undated_deny_still_denies(mapped: dict[str, MappedChart]) -> None:

@@ -13,36 +13,13 @@ from adapter.mappings.context import MappingContext
 from adapter.mappings.profiles import RECIPIENT_CLASS_SYSTEM
 from adapter.pipeline import MappedChart
 from adapter.terminology.systems import NPI
-from tests.consent.harness import clinic, identifier_value, key
+from tests.consent.harness import clinic, consent, identifier_value, key
 
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 IRCP = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}
 NORTHFIELD = Identifier(system=NPI, value="1728035910")
 WHEN = datetime.fromisoformat("2026-06-01T10:00:00-04:00")
-
-
-def consent(patient: str, provision: dict[str, Any], *, part2: bool = False, **extra: Any) -> dict[str, Any]:
-    policy = (
-        {"system": ACT, "code": "42CFRPart2"}
-        if part2
-        else {"system": "http://terminology.hl7.org/CodeSystem/consentpolicycodes", "code": "hipaa-auth"}
-    )
-    return {
-        "resourceType": "Consent",
-        "id": extra.pop("id", "c1"),
-        "status": extra.pop("status", "active"),
-        "scope": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": patient},
-        "dateTime": "2026-01-01T00:00:00-05:00",
-        "performer": [{"reference": patient}],
-        "policyRule": {"coding": [policy]},
-        "provision": provision,
-        **extra,
-    }
 
 
 def northfield_actor(ctx: MappingContext) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from adapter.consent import AuditRecord, Disclosure, DisclosureRequest, Identifier, enforce, label
+from adapter.consent import Disclosure, DisclosureRequest, Identifier, enforce, label
 from adapter.pipeline import MappedChart
 from adapter.terminology.systems import NPI
-from tests.consent.harness import identifier_value, key
+from tests.consent.harness import NullAudit, consent, key, patient_key, with_identifier
 
 ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CONF = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
@@ -22,19 +22,6 @@ IRCP = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Particip
 NORTHFIELD = Identifier(system=NPI, value="1728035910")
 CVRH = Identifier(system=NPI, value="1106944287")
 STRANGER = Identifier(system=NPI, value="1999999999")
-
-
-class MemoryLog:
-    def record(self, records: Sequence[AuditRecord]) -> None:
-        pass
-
-
-def _resource(chart: MappedChart, value: str) -> dict[str, Any]:
-    return next(r for r in chart.resources if identifier_value(r) == value)
-
-
-def _patient(chart: MappedChart) -> str:
-    return next(key(r) for r in chart.resources if r["resourceType"] == "Patient")
 
 
 def _as_a_partner_sends_it(note: dict[str, Any], codes: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -60,7 +47,7 @@ def _disclose(bundle: dict[str, Any], consents: list[dict[str, Any]], **request:
         "purpose": "TREAT",
         "instant": datetime.fromisoformat("2026-06-01T10:00:00-04:00"),
     }
-    return enforce(bundle, DisclosureRequest(**(base | request)), consents, audit=MemoryLog())
+    return enforce(bundle, DisclosureRequest(**(base | request)), consents, audit=NullAudit())
 
 
 @pytest.mark.parametrize(
@@ -78,7 +65,7 @@ def test_a_note_labeled_as_psychotherapy_note_on_input_is_one(
     """45 CFR 164.508(a)(2): a psychotherapy note from a partner, labeled but without the adapter's type code, is
     not released for treatment by the HIPAA default."""
     chart = mapped["cl-09"]
-    note = _resource(chart, "note-09-psychotherapy")
+    note = with_identifier(chart, "note-09-psychotherapy")
     bundle = _replace(chart, note, _as_a_partner_sends_it(note, codes))
     labels = label(bundle).labels[key(note)]
     assert labels.note_kind == "psychotherapy-note"
@@ -93,7 +80,7 @@ def test_a_part2_record_labeled_psythpn_is_a_counseling_note(mapped: dict[str, M
     """42 CFR 2.31(b): THO has no label for SUD counseling notes; PSYTHPN on a Part 2 record is one, and the
     client's TPO consent does not release it to the treating hospital."""
     chart = mapped["cl-10"]
-    note = _resource(chart, "note-10-counsel")
+    note = with_identifier(chart, "note-10-counsel")
     relabeled = _as_a_partner_sends_it(note, [(ACT, "PSYTHPN"), (ACT, "42CFRPart2")])
     bundle = _replace(chart, note, relabeled)
     labels = label(bundle).labels[key(note)]
@@ -109,28 +96,13 @@ def test_a_part2_record_labeled_psythpn_is_a_counseling_note(mapped: dict[str, M
     )
     item = disclosure.decision.of(key(note))
     assert item is not None and item.status == "deny" and "NOTES-NEED-NAMING-CONSENT" in item.rules
-    condition = disclosure.decision.of(key(_resource(chart, "dx-10-cocaine")))
+    condition = disclosure.decision.of(key(with_identifier(chart, "dx-10-cocaine")))
     assert condition is not None and condition.status == "permit"  # the TPO consent itself still works
 
 
 def _notes_consent(chart: MappedChart, provision: dict[str, Any]) -> dict[str, Any]:
-    patient = _patient(chart)
-    return {
-        "resourceType": "Consent",
-        "id": "psy-notes",
-        "status": "active",
-        "scope": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
-        },
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": patient},
-        "dateTime": "2026-01-01T10:00:00-05:00",
-        "performer": [{"reference": patient}],
-        "policyRule": {
-            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentpolicycodes", "code": "hipaa-auth"}]
-        },
-        "provision": {"type": "permit", "securityLabel": [{"system": ACT, "code": "PSYTHPN"}], **provision},
-    }
+    permit = {"type": "permit", "securityLabel": [{"system": ACT, "code": "PSYTHPN"}], **provision}
+    return consent(patient_key(chart), permit, id="psy-notes", dateTime="2026-01-01T10:00:00-05:00")
 
 
 NAMES_NORTHFIELD = {"actor": [{"role": IRCP, "reference": {"identifier": {"system": NPI, "value": NORTHFIELD.value}}}]}
@@ -154,7 +126,7 @@ def test_a_notes_authorization_must_name_the_recipient_and_the_purpose(
 ) -> None:
     """45 CFR 164.508(c)(1)(iii)-(iv): an authorization names the recipient and describes the purpose."""
     chart = mapped["cl-09"]
-    note = key(_resource(chart, "note-09-psychotherapy"))
+    note = key(with_identifier(chart, "note-09-psychotherapy"))
     disclosure = _disclose(
         chart.bundle, [_notes_consent(chart, provision)], recipient_organizations=(recipient,), purpose=purpose
     )
