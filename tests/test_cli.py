@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -13,27 +11,16 @@ import pytest
 from adapter import fhir
 from adapter.fhirxml.reader import from_xml
 from adapter.schema import validator
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, bh_adapter
 
 CLINIC = FIXTURES / "clinic"
 INVALID = FIXTURES / "invalid"
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adapter", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def json_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("json")
-    result = run("map", CLINIC, "--out", out)
+    result = bh_adapter("map", CLINIC, "--out", out)
     assert result.returncode == 0, result.stderr
     assert "16 client(s) mapped" in result.stdout
     assert result.stderr == ""
@@ -51,14 +38,14 @@ def test_map_writes_one_valid_bundle_per_client(json_out: Path) -> None:
 
 
 def test_map_is_deterministic_across_processes(json_out: Path, tmp_path: Path) -> None:
-    result = run("map", CLINIC, "--out", tmp_path)
+    result = bh_adapter("map", CLINIC, "--out", tmp_path)
     assert result.returncode == 0
     for file in json_out.glob("*.json"):
         assert (tmp_path / file.name).read_bytes() == file.read_bytes()
 
 
 def test_map_xml_round_trips_to_the_json_bundles(json_out: Path, tmp_path: Path) -> None:
-    result = run("map", CLINIC, "--format", "xml", "--out", tmp_path)
+    result = bh_adapter("map", CLINIC, "--format", "xml", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     xml_files = sorted(tmp_path.glob("*.xml"))
     assert len(xml_files) == 16
@@ -67,7 +54,7 @@ def test_map_xml_round_trips_to_the_json_bundles(json_out: Path, tmp_path: Path)
 
 
 def test_map_ndjson_writes_one_file_per_type_without_duplicates(json_out: Path, tmp_path: Path) -> None:
-    result = run("map", CLINIC, "--format", "ndjson", "--out", tmp_path)
+    result = bh_adapter("map", CLINIC, "--format", "ndjson", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     expected: dict[str, set[str]] = {}
     for file in json_out.glob("*.json"):
@@ -82,7 +69,7 @@ def test_map_ndjson_writes_one_file_per_type_without_duplicates(json_out: Path, 
 
 
 def test_bad_input_gets_one_clear_line_per_record_and_a_nonzero_exit(tmp_path: Path) -> None:
-    result = run("map", INVALID, "--out", tmp_path)
+    result = bh_adapter("map", INVALID, "--out", tmp_path)
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -109,15 +96,15 @@ def test_good_records_are_written_when_others_in_the_same_run_are_bad(tmp_path: 
         shutil.copy(CLINIC / name, mixed / name)
     shutil.copy(INVALID / "phq9-answer-out-of-range.json", mixed / "bad.json")
     out = tmp_path / "out"
-    result = run("map", mixed, "--out", out)
+    result = bh_adapter("map", mixed, "--out", out)
     assert result.returncode == 3
     assert (out / "cl-05.json").exists()
 
 
 def test_validate_checks_input_without_writing(tmp_path: Path) -> None:
-    ok = run("validate", CLINIC)
+    ok = bh_adapter("validate", CLINIC)
     assert ok.returncode == 0 and "0 rejected" in ok.stdout
-    bad = run("validate", INVALID / "directory.json", INVALID / "unknown-instrument.json")
+    bad = bh_adapter("validate", INVALID / "directory.json", INVALID / "unknown-instrument.json")
     assert bad.returncode == 3
     assert "field instrument: unknown instrument" in bad.stderr
 
@@ -131,14 +118,14 @@ def test_validate_checks_input_without_writing(tmp_path: Path) -> None:
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) -> None:
-    result = run(*args)
+    result = bh_adapter(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_recorded_at_pins_provenance_time(tmp_path: Path) -> None:
-    result = run(
+    result = bh_adapter(
         "map",
         CLINIC / "directory.json",
         CLINIC / "13-gad7-phq2.json",
@@ -162,7 +149,7 @@ def test_map_skips_a_client_without_program_and_records_with_a_clear_problem(tmp
     assert lone["kind"] == "client"
     source.write_bytes(orjson.dumps({"records": [*clients, lone]}))
     out = tmp_path / "out"
-    result = run("map", CLINIC / "directory.json", source, "--out", out)
+    result = bh_adapter("map", CLINIC / "directory.json", source, "--out", out)
     assert "Traceback" not in result.stderr and result.returncode == 3  # some records rejected
     assert "record cl-lone: field program: a client with no records needs the program" in result.stderr
     assert (out / "cl-03.json").exists() and not (out / "cl-lone.json").exists()
@@ -179,17 +166,7 @@ def test_map_skips_a_client_without_program_and_records_with_a_clear_problem(tmp
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable_and_exit_2(tmp_path: Path, variable: str, value: str) -> None:
-    import os
-
-    result = subprocess.run(
-        [sys.executable, "-m", "adapter", "map", str(CLINIC), "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-        env={**os.environ, variable: value},
-    )
+    result = bh_adapter("map", CLINIC, "--out", tmp_path, env={variable: value})
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()

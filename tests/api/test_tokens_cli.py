@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from adapter.services import Services
 from adapter.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import bh_adapter
 
 
 @pytest.fixture
@@ -20,15 +19,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adapter", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return bh_adapter(*args, env=env, timeout=120)
 
 
 def test_create_prints_the_secret_once_and_it_authenticates(env: dict[str, str]) -> None:

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 from adapter import fhir
 from adapter.schema import validator
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, bh_adapter
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BH_DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}", "BH_OUTPUT_DIR": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "-m", "adapter", "disclose", *args, "--records", str(FIXTURES / "clinic")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    env = {"BH_DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}", "BH_OUTPUT_DIR": str(tmp_path)}
+    return bh_adapter("disclose", *args, "--records", FIXTURES / "clinic", env=env)
 
 
 def test_disclose_writes_the_bundle_reports_and_audits(tmp_path: Path) -> None:

@@ -5,8 +5,6 @@ birth, wrapper objects with other keys, and JSON values the loader cannot hand o
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from adapter.records import MedicationOrder
 from adapter.records.chart import assemble
 from adapter.records.loader import LoadResult, parse_json, parse_xml
 from adapter.records.xml_input import NAMESPACE
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, bh_adapter
 
 DIRECTORY = FIXTURES / "invalid" / "directory.json"  # org-1, prog-1, pr-1, client c-1 (born 1989-07-14), dx-1
 
@@ -294,24 +292,13 @@ def test_a_long_whole_decimal_is_kept_as_written() -> None:
 # ---- validate and map agree ------------------------------------------------------------------------------
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adapter", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_map_rejects_the_record_instead_of_dropping_the_client(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_bytes(orjson.dumps([note(written_at="2024-03-04T17:00:00+15:00"), order(frequency=2**40)]))
     out = tmp_path / "out"
-    mapped = run("map", DIRECTORY, bad, "--out", out)
+    mapped = bh_adapter("map", DIRECTORY, bad, "--out", out)
     assert mapped.returncode == 3, mapped.stderr  # records rejected (3), not an adapter defect (4)
     assert "record note-1: field written_at" in mapped.stderr
     assert "record mo-1: field dosage.frequency" in mapped.stderr
     assert list(out.glob("*.json")), "the client's good records are still written"
-    assert run("validate", DIRECTORY, bad).returncode == 3
+    assert bh_adapter("validate", DIRECTORY, bad).returncode == 3

@@ -3,8 +3,6 @@ field, instead of passing validation and failing later as "an adapter defect" wh
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,7 @@ from pydantic import ValidationError
 
 from adapter.records import Diagnosis
 from adapter.records.loader import load_paths, parse_json
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, bh_adapter
 
 DIRECTORY = FIXTURES / "clinic" / "directory.json"
 REFUSED = [0x00, 0x07, 0x0B, 0x0C, 0x1B, 0x1F, 0xFFFE, 0xFFFF]
@@ -106,17 +104,6 @@ def test_xml_cannot_carry_them_at_all_and_is_refused_with_its_line(tmp_path: Pat
     assert [p.line().split(": malformed XML")[0] for p in result.problems] == [f"{tmp_path / 'c.xml'}: line 5"]
 
 
-def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "adapter", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.fixture
 def export(tmp_path: Path) -> Path:
     folder = tmp_path / "export"
@@ -128,7 +115,7 @@ def export(tmp_path: Path) -> Path:
 
 
 def test_bh_adapter_validate_reports_the_field_and_exits_3(export: Path) -> None:
-    result = _cli("validate", export)
+    result = bh_adapter("validate", export)
     assert result.returncode == 3
     assert f"clients.json: record cl-x: field names.0.family: {_message(7)}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -137,7 +124,7 @@ def test_bh_adapter_validate_reports_the_field_and_exits_3(export: Path) -> None
 
 def test_bh_adapter_map_to_xml_is_an_input_problem_not_an_adapter_defect(export: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = _cli("map", export, "--format", "xml", "--out", out)
+    result = bh_adapter("map", export, "--format", "xml", "--out", out)
     assert result.returncode == 3, result.stderr  # 4 would be "the adapter produced invalid FHIR"
     assert "defect" not in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["cl-good.xml"]

@@ -3,8 +3,6 @@ never a traceback; and what a refusal of our credentials (401/403) does to the o
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from adapter.sync.push import Pusher
 from adapter.sync.retry import Failure
 from adapter.sync.store import open_store
 from adapter.sync.worker import Worker, charts_by_client
-from tests.conftest import ROOT
+from tests.conftest import bh_adapter
 from tests.sync.conftest import no_wait, partner, release_except
 from tests.sync.fakefhir import FakeFhir, Fault
 
@@ -58,14 +56,7 @@ def test_a_partners_file_that_is_not_utf8_is_a_located_config_error(tmp_path: Pa
 def test_the_cli_reports_a_non_utf8_partners_file_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
     path = tmp_path / "partners.yaml"
     path.write_bytes(PARTNER_YAML.encode("latin-1"))
-    result = subprocess.run(
-        [sys.executable, "-m", "adapter", "partners", "check", "--partners", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    result = bh_adapter("partners", "check", "--partners", path, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

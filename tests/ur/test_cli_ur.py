@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 from adapter import fhir
@@ -13,24 +11,16 @@ from adapter.errors import UsageError
 from adapter.fhirxml.reader import from_xml
 from adapter.schema import validator
 from adapter.ur import NothingReleasableError
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, bh_adapter
 
 PARTNERS = ROOT / "tests" / "ur" / "partners-insurer.yaml"
 REQUEST = ("--service", "90837", "--level-of-care", "mh-outpatient", "--start", "2026-11-02", "--end", "2026-12-31")
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BH_DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}", "BH_OUTPUT_DIR": str(tmp_path)}
-    command = [sys.executable, "-m", "adapter", "ur", *args, "--records", str(FIXTURES / "clinic")]
-    return subprocess.run(
-        [*command, "--partners", str(PARTNERS), "--at", "2026-10-30T10:00:00-04:00"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    env = {"BH_DATABASE_URL": f"sqlite:///{tmp_path / 'audit.db'}", "BH_OUTPUT_DIR": str(tmp_path)}
+    records = ("--records", FIXTURES / "clinic", "--partners", PARTNERS, "--at", "2026-10-30T10:00:00-04:00")
+    return bh_adapter("ur", *args, *records, env=env)
 
 
 def test_ur_writes_the_package_reports_and_audits(tmp_path: Path) -> None:
