@@ -15,6 +15,7 @@ from sqlalchemy import text
 from adapter.api.deps import ServicesDep, StaffCaller
 from adapter.api.responses import outcome, outcome_response
 from adapter.ops import AuditFilter, audit_trail, outbox_retry, outbox_status
+from adapter.sync.outbox import State
 
 
 def _in_utc_range(value: datetime) -> datetime:
@@ -56,7 +57,7 @@ def get_outbox(
     offset: Offset = 0,
     count: Count = 50,
     partner: Annotated[str | None, Query(max_length=64)] = None,
-    state: Annotated[Literal["pending", "in-flight", "sent", "failed", "dead"] | None, Query()] = None,
+    state: Annotated[State | None, Query()] = None,
 ) -> dict[str, Any]:
     return outbox_status(services, partner_id=partner, state=state, offset=offset, count=count)
 
