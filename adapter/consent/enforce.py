@@ -18,7 +18,7 @@ from adapter import fhir
 from adapter.consent.audit import Audited, AuditLog, AuditRecord, audit_events
 from adapter.consent.consents import parse_consent
 from adapter.consent.decide import ATTACH_NOTICE, NORDSCLCD, decide
-from adapter.consent.graph import Graph, key_of, reference_key, references, scan
+from adapter.consent.graph import Graph, Node, key_of, reference_key, references, scan
 from adapter.consent.labeler import (
     Basis,
     LabeledBundle,
@@ -103,7 +103,19 @@ def _high_water_mark(resources: Iterable[Resource]) -> str | None:
     return vocab.highest_confidentiality(codes)
 
 
-def _check_references(entries: list[dict[str, Any]], graph: Graph) -> None:
+def _unchanged_inputs(entries: list[dict[str, Any]], graph: Graph) -> dict[str, Node]:
+    """Entry key -> its input node, for each released resource the release point changed at most in `meta`: the
+    graph's findings about the input (references, validity) still hold for it."""
+    unchanged = {}
+    for entry in entries:
+        resource = entry["resource"]
+        node = graph.get(key_of(resource))
+        if node is not None and only_meta_changed(resource, node.resource):
+            unchanged[node.key] = node
+    return unchanged
+
+
+def _check_references(entries: list[dict[str, Any]], unchanged: Mapping[str, Node]) -> None:
     """No dangling reference: every literal reference resolves to an entry of the disclosed Bundle.
 
     A resource the release point changed only in `meta` has the references the graph resolved in its input
@@ -114,8 +126,8 @@ def _check_references(entries: list[dict[str, Any]], graph: Graph) -> None:
     problems = []
     for entry in entries:
         resource = entry["resource"]
-        node = graph.get(key_of(resource))
-        if node is not None and only_meta_changed(resource, node.resource):
+        node = unchanged.get(key_of(resource))
+        if node is not None:
             resolved = all(r.target in keys or r.reference.startswith("#") for r in node.references)
             texts = _unwalked_references(resource)
         else:
@@ -149,7 +161,9 @@ def _unwalked_references(resource: Resource) -> list[str]:
     return found
 
 
-def _validate(out: dict[str, Any], entries: list[dict[str, Any]], graph: Graph, validated_input: bool) -> None:
+def _validate(
+    out: dict[str, Any], entries: list[dict[str, Any]], unchanged: Mapping[str, Node], validated_input: bool
+) -> None:
     """The disclosed Bundle is valid R4. With `validated_input` (the caller vouches for its input, as a
     MappedChart's was validated at mapping), only what the release point built or changed is checked again:
     a resource it changed only in `meta` needs its new meta checked; a pruned resource, or the notice, whole."""
@@ -158,13 +172,8 @@ def _validate(out: dict[str, Any], entries: list[dict[str, Any]], graph: Graph, 
         return
     for entry in entries:
         resource = entry["resource"]
-        node = graph.get(key_of(resource))
-        vouched = (
-            node is not None
-            and only_meta_changed(resource, node.resource)
-            and _meta_known_valid(resource.get("meta"), node.resource.get("meta"))
-        )
-        if not vouched:
+        node = unchanged.get(key_of(resource))
+        if node is None or not _meta_known_valid(resource.get("meta"), node.resource.get("meta")):
             validator.validate(resource)
     shell = {**out, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in entries]} if entries else out
     validator.validate(shell)
@@ -263,8 +272,9 @@ def enforce(
     if entries:
         out["entry"] = entries
 
-    _validate(out, entries, labeled.graph, validated_input)
-    _check_references(entries, labeled.graph)
+    unchanged = _unchanged_inputs(entries, labeled.graph)
+    _validate(out, entries, unchanged, validated_input)
+    _check_references(entries, unchanged)
 
     withheld = _withheld(labeled, decision, red)
     records = _audit(did, decision, labeled, released, withheld)

@@ -225,7 +225,7 @@ def _entry_of(bundle: dict[str, Any], resource_type: str) -> dict[str, Any]:
 def test_a_validated_input_still_has_what_the_release_point_changed_checked(mapped: dict[str, MappedChart]) -> None:
     """validated_input skips what the input vouches for, never what enforce built: a resource that differs from
     its input beyond meta, or a meta with a coding that is not the engine's own, is validated in full."""
-    from adapter.consent.enforce import _validate
+    from adapter.consent.enforce import _unchanged_inputs, _validate
     from adapter.consent.graph import build
     from adapter.errors import FhirValidationError
 
@@ -234,14 +234,18 @@ def test_a_validated_input_still_has_what_the_release_point_changed_checked(mapp
     observation = _entry_of(chart.bundle, "Observation")
     bad_status = {**observation, "resource": {**observation["resource"], "status": 7}}
     shell = {"resourceType": "Bundle", "type": "collection"}
+
+    def check(entry: dict[str, Any]) -> None:
+        _validate({**shell, "entry": [entry]}, [entry], _unchanged_inputs([entry], graph), validated_input=True)
+
     with pytest.raises(FhirValidationError):
-        _validate({**shell, "entry": [bad_status]}, [bad_status], graph, validated_input=True)
+        check(bad_status)
     foreign = {"system": "urn:x", "code": "R", "display": 5}  # not one of the engine's codings, and invalid
     meta = {**(observation["resource"].get("meta") or {}), "security": [foreign]}
     relabeled = {**observation, "resource": {**observation["resource"], "meta": meta}}
     with pytest.raises(FhirValidationError):
-        _validate({**shell, "entry": [relabeled]}, [relabeled], graph, validated_input=True)
-    _validate({**shell, "entry": [observation]}, [observation], graph, validated_input=True)  # as input: valid
+        check(relabeled)
+    check(observation)  # as input: valid
 
 
 def test_security_codings_are_built_once_and_known_valid() -> None:
@@ -254,7 +258,7 @@ def test_security_codings_are_built_once_and_known_valid() -> None:
 
 
 def test_a_dangling_reference_in_meta_or_text_is_a_defect(mapped: dict[str, MappedChart]) -> None:
-    from adapter.consent.enforce import _check_references
+    from adapter.consent.enforce import _check_references, _unchanged_inputs
     from adapter.consent.graph import build
     from adapter.errors import FhirValidationError
 
@@ -265,10 +269,10 @@ def test_a_dangling_reference_in_meta_or_text_is_a_defect(mapped: dict[str, Mapp
     for meta in ({"extension": [ext]}, {"security": [{"extension": [ext], "system": ACT, "code": "PSY"}]}):
         tagged = {**patient, "resource": {**patient["resource"], "meta": meta}}
         with pytest.raises(FhirValidationError, match="dangling"):
-            _check_references([tagged], graph)
+            _check_references([tagged], _unchanged_inputs([tagged], graph))
     narrated = {**patient, "resource": {**patient["resource"], "text": {"extension": [ext], "status": "empty"}}}
     with pytest.raises(FhirValidationError, match="dangling"):
-        _check_references([narrated], graph)
+        _check_references([narrated], _unchanged_inputs([narrated], graph))
 
 
 def test_the_consent_copy_goes_out_as_signed(mapped: dict[str, MappedChart], audit_log: SqlAuditLog) -> None:
