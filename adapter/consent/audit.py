@@ -48,6 +48,21 @@ class AuditLog(Protocol):
     def record(self, records: Sequence[AuditRecord]) -> None: ...
 
 
+class AuditBuffer:
+    """An AuditLog in memory: it keeps what the release point records until the caller takes the records and
+    writes them, together with others, to the durable log (before anything they describe is sent)."""
+
+    def __init__(self) -> None:
+        self.records: list[AuditRecord] = []
+
+    def record(self, records: Sequence[AuditRecord]) -> None:
+        self.records.extend(records)
+
+    def take(self) -> list[AuditRecord]:
+        taken, self.records = self.records, []
+        return taken
+
+
 def _detail(kind: str, value: str) -> dict[str, str]:
     return {"type": kind, "valueString": value}
 

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from adapter.consent import AuditLog, AuditRecord
+from adapter.consent.audit import AuditBuffer
 from adapter.consent.graph import key_of
 from adapter.consent.notice import NOTICE_CODE
 from adapter.consent.vocab import PART2, V3_ACT_CODE
@@ -84,20 +85,6 @@ def released_chart(
     return ReleasedChart(client_id, kept, notice, records)
 
 
-class _Pending:
-    """An AuditLog that keeps what the release point records, for one request, until the answer is known."""
-
-    def __init__(self) -> None:
-        self.records: list[AuditRecord] = []
-
-    def record(self, records: Sequence[AuditRecord]) -> None:
-        self.records.extend(records)
-
-    def take(self) -> list[AuditRecord]:
-        taken, self.records = self.records, []
-        return taken
-
-
 @dataclass
 class CallerView:
     """One request's view: a partner, the purpose of use its credentials carry, the request's instant; the
@@ -109,7 +96,7 @@ class CallerView:
     source: ChartSource
     release_for: ReleaseFactory
     audit: AuditLog
-    _pending: _Pending = field(default_factory=_Pending, repr=False)
+    _pending: AuditBuffer = field(default_factory=AuditBuffer, repr=False)
     _release: ReleaseFn | None = field(default=None, repr=False)
     _done: dict[str, ReleasedChart | None] = field(default_factory=dict, repr=False)
 

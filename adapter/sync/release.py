@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from adapter.consent import AuditLog, AuditRecord, DisclosureRequest, Identifier, Reason, enforce
+from adapter.consent import AuditLog, DisclosureRequest, Identifier, Reason, enforce
+from adapter.consent.audit import AuditBuffer
 from adapter.consent.vocab import rule
 from adapter.fhir import Resource
 from adapter.pipeline import MappedChart
@@ -89,7 +90,7 @@ class ConsentRelease:
         if getattr(self._local, "buffer", None) is not None:  # nested: the outer batch writes
             yield
             return
-        buffer = _AuditBuffer()
+        buffer = AuditBuffer()
         self._local.buffer = buffer
         try:
             yield
@@ -97,14 +98,6 @@ class ConsentRelease:
             self._local.buffer = None
         if buffer.records:
             self.audit.record(buffer.records)  # raises AuditError: the caller sends nothing
-
-
-class _AuditBuffer:
-    def __init__(self) -> None:
-        self.records: list[AuditRecord] = []
-
-    def record(self, records: Sequence[AuditRecord]) -> None:
-        self.records.extend(records)
 
 
 def consent_release(audit: AuditLog, timezone: str | None = None) -> ConsentRelease:
